@@ -1,0 +1,289 @@
+"""Gaussian maths of the EM engine, one small pure function per idea.
+
+Conventions follow scikit-learn's ``GaussianMixture`` so that parameters move freely
+between the two: ``means`` has shape (n_components, n_features); ``covariances`` and
+``precisions_cholesky`` have shape
+
+=============  ==================================
+full           (n_components, n_features, n_features)
+tied           (n_features, n_features)
+diag           (n_components, n_features)
+spherical      (n_components,)
+=============  ==================================
+
+``precisions_cholesky`` is the upper-triangular ``P`` with ``P @ P.T`` the precision
+matrix, i.e. ``inv(cholesky(covariance)).T``.
+
+Log-densities are evaluated in the *linear-in-features* form
+
+    log N(x | mu, Lambda) = c - 1/2 x' Lambda x + x' Lambda mu,
+
+where ``x' Lambda x`` is a dot product between the quadratic features ``q(x)``
+(the upper triangle of ``x x'`` for full/tied, ``x**2`` for diag, ``|x|**2`` for
+spherical) and the matching entries of ``Lambda``. One design matrix
+``Z = [q(x), x]`` then serves every component: the E-step is ``Z @ W`` and the M-step
+statistics are ``resp.T @ Z``, both single matrix products.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import linalg
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+class CollapsedComponentError(ValueError):
+    """A component's covariance is singular: it has collapsed onto too few points."""
+
+
+def _check_covariance_type(covariance_type: str) -> None:
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}"
+        )
+
+
+def n_quadratic_features(n_features: int, covariance_type: str) -> int:
+    """Number of columns of :func:`quadratic_features`."""
+    _check_covariance_type(covariance_type)
+    if covariance_type in ("full", "tied"):
+        return n_features * (n_features + 1) // 2
+    if covariance_type == "diag":
+        return n_features
+    return 1
+
+
+def quadratic_features(X: np.ndarray, covariance_type: str, out: np.ndarray | None = None):
+    """Quadratic features q(x) whose dot product with a precision gives x' Lambda x.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    out : ndarray of shape (n_samples, n_quadratic_features), optional
+
+    Returns
+    -------
+    Q : ndarray of shape (n_samples, n_quadratic_features)
+        full/tied: ``x_a x_b`` for ``a <= b`` in ``np.triu_indices`` order;
+        diag: ``x**2``; spherical: ``sum(x**2)``.
+    """
+    n_features = X.shape[1]
+    if out is None:
+        out = np.empty((X.shape[0], n_quadratic_features(n_features, covariance_type)))
+    if covariance_type in ("full", "tied"):
+        rows, cols = np.triu_indices(n_features)
+        np.multiply(X[:, rows], X[:, cols], out=out)
+    elif covariance_type == "diag":
+        np.multiply(X, X, out=out)
+    else:
+        np.einsum("ij,ij->i", X, X, out=out[:, 0])
+    return out
+
+
+def _triu_weights(n_features: int) -> np.ndarray:
+    """1 on the diagonal, 2 off it: x' A x = sum(w * q(x) * A[triu])."""
+    rows, cols = np.triu_indices(n_features)
+    return np.where(rows == cols, 1.0, 2.0)
+
+
+def precision_feature_coefficients(precisions: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Coefficients ``A`` (n_quadratic_features, n_components) with q(x) @ A = x' Lambda_k x.
+
+    ``precisions`` has the covariance shapes of the module docstring (tied is
+    broadcast to every component by the caller).
+    """
+    if covariance_type in ("full", "tied"):
+        n_features = precisions.shape[-1]
+        rows, cols = np.triu_indices(n_features)
+        return (precisions[:, rows, cols] * _triu_weights(n_features)).T
+    if covariance_type == "diag":
+        return precisions.T
+    return precisions[None, :]
+
+
+def unpack_quadratic_moments(moments: np.ndarray, n_features: int, covariance_type: str):
+    """Second moments in feature layout (n_components, n_quadratic_features) -> matrix layout.
+
+    Returns (n_components, n_features, n_features) for full/tied, the input otherwise
+    (diag: (n_components, n_features); spherical: (n_components, 1) -> (n_components,)).
+    """
+    if covariance_type in ("full", "tied"):
+        rows, cols = np.triu_indices(n_features)
+        out = np.empty((moments.shape[0], n_features, n_features))
+        out[:, rows, cols] = moments
+        out[:, cols, rows] = moments
+        return out
+    if covariance_type == "spherical":
+        return moments[:, 0]
+    return moments
+
+
+def scatter_from_moments(
+    resp_sum: np.ndarray,
+    nk: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    covariance_type: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Means and responsibility-weighted scatter from raw moments about a shift.
+
+    Parameters
+    ----------
+    resp_sum : ndarray (n_components,)
+        ``s_k = sum_i r_ik``.
+    nk : ndarray (n_components,)
+        ``s_k + 10 eps`` (scikit-learn's guard against empty components).
+    first : ndarray (n_components, n_features)
+        ``sum_i r_ik d_ik`` with ``d_ik = x_i - c_k`` for a shift ``c_k``.
+    second : ndarray
+        ``sum_i r_ik q(d_ik)`` unpacked by :func:`unpack_quadratic_moments`.
+
+    Returns
+    -------
+    mean_offsets : ndarray (n_components, n_features)
+        ``mu_k - c_k``.
+    scatter : ndarray
+        ``sum_i r_ik (x_i - mu_k)(x_i - mu_k)'`` reduced to the covariance type's
+        shape per component: (K, D, D) full/tied, (K, D) diag, (K,) spherical.
+    """
+    offsets = first / nk[:, None]
+    excess = 2.0 * nk - resp_sum
+    if covariance_type in ("full", "tied"):
+        scatter = second - excess[:, None, None] * offsets[:, :, None] * offsets[:, None, :]
+    elif covariance_type == "diag":
+        scatter = second - excess[:, None] * offsets**2
+    else:
+        scatter = second - excess * np.einsum("kd,kd->k", offsets, offsets)
+    return offsets, scatter
+
+
+def covariances_from_scatter(
+    nk: np.ndarray, scatter: np.ndarray, reg_covar: float, covariance_type: str, n_features: int
+) -> np.ndarray:
+    """Maximum-likelihood covariances (the classic M-step) plus ``reg_covar`` on the diagonal.
+
+    ``scatter`` is the output of :func:`scatter_from_moments`; for spherical it holds the
+    trace of each component's scatter, averaged here over the ``n_features`` dimensions.
+    """
+    if covariance_type == "full":
+        return scatter / nk[:, None, None] + reg_covar * np.eye(n_features)
+    if covariance_type == "tied":
+        return scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(n_features)
+    if covariance_type == "diag":
+        return scatter / nk[:, None] + reg_covar
+    return scatter / (nk * n_features) + reg_covar
+
+
+def compute_precision_cholesky(
+    covariances: np.ndarray, covariance_type: str, nk: np.ndarray | None = None
+) -> np.ndarray:
+    """Upper-triangular precision Cholesky factors from covariances.
+
+    Raises
+    ------
+    CollapsedComponentError
+        When a covariance is not positive definite, naming the component, how many
+        (weighted) points it holds when ``nk`` is given, and the remedies.
+    """
+    if covariance_type in ("full", "tied"):
+        stack = covariances[None] if covariance_type == "tied" else covariances
+        n_features = stack.shape[-1]
+        out = np.empty_like(stack)
+        eye = np.eye(n_features)
+        for k, cov in enumerate(stack):
+            try:
+                chol = linalg.cholesky(cov, lower=True, check_finite=False)
+            except linalg.LinAlgError:
+                raise _collapse_error(k, covariance_type, nk) from None
+            if not np.all(np.isfinite(chol)):
+                raise _collapse_error(k, covariance_type, nk)
+            out[k] = linalg.solve_triangular(chol, eye, lower=True, check_finite=False).T
+        return out[0] if covariance_type == "tied" else out
+    bad = ~(covariances > 0.0) | ~np.isfinite(covariances)
+    if np.any(bad):
+        k = int(np.argwhere(bad)[0][0])
+        raise _collapse_error(k, covariance_type, nk)
+    return 1.0 / np.sqrt(covariances)
+
+
+def _collapse_error(k: int, covariance_type: str, nk: np.ndarray | None):
+    what = "the shared covariance" if covariance_type == "tied" else f"component {k}"
+    held = ""
+    if nk is not None and covariance_type != "tied":
+        held = f" (it holds {float(nk[k]):.3g} effective points)"
+    return CollapsedComponentError(
+        f"{what}{held} has a singular covariance: the component collapsed onto too few "
+        "distinct points. Remedies: increase reg_covar, reduce n_components, set a prior "
+        "(prior='default' runs MAP-EM, whose covariances stay positive definite), or "
+        "standardise the features."
+    )
+
+
+def precisions_from_cholesky(precisions_cholesky: np.ndarray, covariance_type: str):
+    """Precision matrices ``P @ P.T`` (full/tied) or ``P**2`` (diag/spherical)."""
+    if covariance_type == "full":
+        return precisions_cholesky @ np.swapaxes(precisions_cholesky, -1, -2)
+    if covariance_type == "tied":
+        return precisions_cholesky @ precisions_cholesky.T
+    return precisions_cholesky**2
+
+
+def precision_cholesky_from_precisions(precisions: np.ndarray, covariance_type: str):
+    """Upper-triangular ``P`` with ``P @ P.T == precision`` (for user-given precisions)."""
+    if covariance_type in ("full", "tied"):
+        stack = precisions[None] if covariance_type == "tied" else precisions
+        out = np.empty_like(stack)
+        for k, prec in enumerate(stack):
+            # flip trick: cholesky of the row/column-reversed matrix gives an upper factor
+            try:
+                chol = linalg.cholesky(prec[::-1, ::-1], lower=True, check_finite=False)
+            except linalg.LinAlgError:
+                raise ValueError(
+                    f"precisions_init[{k}] is not symmetric positive definite"
+                ) from None
+            out[k] = chol[::-1, ::-1]
+        return out[0] if covariance_type == "tied" else out
+    return np.sqrt(precisions)
+
+
+def covariances_from_precision_cholesky(precisions_cholesky: np.ndarray, covariance_type: str):
+    """Covariances ``inv(P @ P.T)`` computed through the triangular factor."""
+    if covariance_type in ("full", "tied"):
+        stack = precisions_cholesky[None] if covariance_type == "tied" else precisions_cholesky
+        n_features = stack.shape[-1]
+        out = np.empty_like(stack)
+        for k, factor in enumerate(stack):
+            inv = linalg.solve_triangular(factor, np.eye(n_features), lower=False)
+            out[k] = inv.T @ inv
+        return out[0] if covariance_type == "tied" else out
+    return 1.0 / precisions_cholesky**2
+
+
+def log_det_precision_cholesky(
+    precisions_cholesky: np.ndarray, covariance_type: str, n_features: int
+) -> np.ndarray:
+    """``log det P`` per component (= -1/2 log det Sigma); a scalar for tied."""
+    if covariance_type == "full":
+        return np.log(np.diagonal(precisions_cholesky, axis1=1, axis2=2)).sum(axis=1)
+    if covariance_type == "tied":
+        return np.log(np.diag(precisions_cholesky)).sum()
+    if covariance_type == "diag":
+        return np.log(precisions_cholesky).sum(axis=1)
+    return n_features * np.log(precisions_cholesky)
+
+
+def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
+    """Number of free parameters (weights, means, covariances) for AIC/BIC/ICL."""
+    _check_covariance_type(covariance_type)
+    cov = {
+        "full": n_components * n_features * (n_features + 1) // 2,
+        "tied": n_features * (n_features + 1) // 2,
+        "diag": n_components * n_features,
+        "spherical": n_components,
+    }[covariance_type]
+    return cov + n_components * n_features + n_components - 1

@@ -1,0 +1,284 @@
+"""One pass over the data: E-step and the M-step's sufficient statistics together.
+
+The data are centred once (on their weighted mean) and cut into row blocks. For each
+block the design matrix ``Z = [q(x), x]`` (see :mod:`bayesgmm.em.gaussian`) gives all
+components' log-densities in one matrix product; the fused kernel turns them into
+responsibilities; one more product ``resp.T @ Z`` accumulates every component's
+zeroth, first and second moments. A full EM iteration therefore reads the data once.
+
+Numerical guard: the expanded quadratic form loses ``eps * m`` in absolute precision
+where ``m`` is the squared Mahalanobis distance of the component mean from the data
+centre. Components with ``m > GUARD_MAHALANOBIS_SQ`` (tight, far-away clusters) are
+evaluated about their own mean instead, which is exact to rounding; their moments are
+then taken about that mean too (no cancellation in the covariance either).
+
+Parallelism: row blocks are processed by a small thread pool (one worker per core).
+Each worker's matrix products run single-threaded (BLAS is limited to one thread for
+the sweep) and the row kernel is a serial ``nogil`` numba function, so the cores never
+fight over spinning BLAS threads; partial statistics are summed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from typing import NamedTuple
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from bayesgmm.em.gaussian import (
+    LOG_2PI,
+    log_det_precision_cholesky,
+    n_quadratic_features,
+    precision_feature_coefficients,
+    precisions_from_cholesky,
+    quadratic_features,
+    scatter_from_moments,
+    unpack_quadratic_moments,
+)
+from bayesgmm.em.kernels import responsibilities_inplace
+
+GUARD_MAHALANOBIS_SQ = 1e4
+_BLOCK_BYTES = 8 * 2**20
+_MIN_BLOCK_ROWS = 4096
+_CACHE_BYTES = 512 * 2**20
+N_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=N_THREADS, thread_name_prefix="bayesgmm-em")
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _map_blocks(function, design: Design) -> list:
+    """``[function(rows, Z) for each block]``, in parallel when there are several blocks."""
+    if len(design.slices) == 1:
+        return [function(design.slices[0], design.block(0))]
+    with _blas().limit(limits=1, user_api="blas"):
+        return list(
+            _executor().map(
+                lambda b: function(design.slices[b], design.block(b)), range(len(design.slices))
+            )
+        )
+
+
+class MixtureParams(NamedTuple):
+    """Point estimate of a Gaussian mixture in scikit-learn's conventions."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+
+
+class Moments(NamedTuple):
+    """Responsibility-weighted statistics of one sweep, per component.
+
+    resp_sum (K,), nk = resp_sum + 10 eps (K,), means (K, D) in the original units,
+    scatter: sum_i r_ik (x_i - mu_k)(x_i - mu_k)' reduced to the covariance type
+    ((K, D, D) full/tied, (K, D) diag, (K,) spherical), total_weight = sum of sample
+    weights.
+    """
+
+    resp_sum: np.ndarray
+    nk: np.ndarray
+    means: np.ndarray
+    scatter: np.ndarray
+    total_weight: float
+
+
+class Design:
+    """Centred data in row blocks, with the design matrices cached when they fit in memory.
+
+    Parameters
+    ----------
+    X : ndarray (n_samples, n_features), finite float64
+    covariance_type : str
+    sample_weight : ndarray (n_samples,) or None
+    """
+
+    def __init__(self, X: np.ndarray, covariance_type: str, sample_weight=None):
+        self.n_samples, self.n_features = X.shape
+        self.covariance_type = covariance_type
+        self.sample_weight = (
+            np.ones(self.n_samples) if sample_weight is None else np.asarray(sample_weight)
+        )
+        self.total_weight = float(self.sample_weight.sum())
+        self.center = (self.sample_weight @ X) / self.total_weight
+        self._X = X
+        self.n_quadratic = n_quadratic_features(self.n_features, covariance_type)
+        width = self.n_quadratic + self.n_features
+        rows = min(_BLOCK_BYTES // (8 * width), -(-self.n_samples // (2 * N_THREADS)))
+        rows = max(rows, _MIN_BLOCK_ROWS)
+        self.slices = [
+            slice(i, min(i + rows, self.n_samples)) for i in range(0, self.n_samples, rows)
+        ]
+        cacheable = 8 * width * self.n_samples <= _CACHE_BYTES
+        self._cache = [self._build(r) for r in self.slices] if cacheable else None
+
+    def _build(self, rows: slice) -> np.ndarray:
+        Z = np.empty((rows.stop - rows.start, self.n_quadratic + self.n_features))
+        np.subtract(self._X[rows], self.center, out=Z[:, self.n_quadratic :])
+        quadratic_features(
+            Z[:, self.n_quadratic :], self.covariance_type, out=Z[:, : self.n_quadratic]
+        )
+        return Z
+
+    def block(self, b: int) -> np.ndarray:
+        """Design matrix ``[q(x - c), x - c]`` of block ``b`` (rows ``self.slices[b]``)."""
+        return self._build(self.slices[b]) if self._cache is None else self._cache[b]
+
+
+@dataclass
+class _Linearised:
+    """Per-sweep coefficients: log N_k(x) = Z @ W[:, k] + offset[k] (unguarded k)."""
+
+    W: np.ndarray
+    offset: np.ndarray
+    guarded: np.ndarray  # component indices evaluated about their own mean
+    guard_shift: np.ndarray  # (len(guarded), D): their means, centred coordinates
+    guard_coef: np.ndarray  # (F, len(guarded)): -1/2 precision feature coefficients
+
+
+def _linearise(design: Design, params: MixtureParams) -> _Linearised:
+    cov_type = design.covariance_type
+    n_components = params.means.shape[0]
+    precisions = precisions_from_cholesky(params.precisions_cholesky, cov_type)
+    if cov_type == "tied":
+        precisions = np.broadcast_to(precisions, (n_components, *precisions.shape))
+    mu = params.means - design.center
+    if cov_type in ("full", "tied"):
+        lam_mu = np.einsum("kde,ke->kd", precisions, mu)
+    elif cov_type == "diag":
+        lam_mu = precisions * mu
+    else:
+        lam_mu = precisions[:, None] * mu
+    mahalanobis_sq = np.einsum("kd,kd->k", lam_mu, mu)
+    coef = -0.5 * precision_feature_coefficients(precisions, cov_type)
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(params.weights)
+    base = (
+        log_weights
+        + log_det_precision_cholesky(params.precisions_cholesky, cov_type, design.n_features)
+        - 0.5 * design.n_features * LOG_2PI
+    )
+    guarded = np.flatnonzero(mahalanobis_sq > GUARD_MAHALANOBIS_SQ)
+    W = np.vstack([coef, lam_mu.T])
+    offset = base - 0.5 * mahalanobis_sq
+    W[:, guarded] = 0.0
+    offset[guarded] = base[guarded]
+    return _Linearised(W, offset, guarded, mu[guarded], coef[:, guarded])
+
+
+def _about(Z: np.ndarray, shift: np.ndarray, design: Design):
+    """``(x - c, q(x - c))`` for one block, about a component-specific ``shift``."""
+    d = Z[:, design.n_quadratic :] - shift
+    return d, quadratic_features(d, design.covariance_type)
+
+
+def _finish(design: Design, resp_sum, raw, shifts) -> Moments:
+    nq = design.n_quadratic
+    nk = resp_sum + 10 * np.finfo(float).eps
+    second = unpack_quadratic_moments(raw[:, :nq], design.n_features, design.covariance_type)
+    offsets, scatter = scatter_from_moments(
+        resp_sum, nk, raw[:, nq:], second, design.covariance_type
+    )
+    means = offsets + shifts + design.center
+    return Moments(resp_sum, nk, means, scatter, design.total_weight)
+
+
+def _e_block(design: Design, lin: _Linearised, Z: np.ndarray, row_weight: np.ndarray):
+    """E-step of one block: ``(resp, log_norm, guarded_features)``.
+
+    ``resp`` holds ``row_weight * p(z = k | x)``; ``guarded_features`` lists the
+    ``(x - mu_k, q(x - mu_k))`` pairs of the guarded components, for their moments.
+    """
+    log_prob = Z @ lin.W
+    guarded_features = []
+    for j, k in enumerate(lin.guarded):
+        d, q = _about(Z, lin.guard_shift[j], design)
+        log_prob[:, k] = q @ lin.guard_coef[:, j]
+        guarded_features.append((d, q))
+    log_norm = np.empty(Z.shape[0])
+    responsibilities_inplace(log_prob, lin.offset, row_weight, log_norm)
+    return log_prob, log_norm, guarded_features
+
+
+def em_sweep(design: Design, params: MixtureParams, *, moments: bool = True):
+    """E-step at ``params`` and, if asked, the statistics for the next M-step.
+
+    Returns
+    -------
+    log_likelihood : float
+        ``sum_i w_i log p(x_i | params)``.
+    moments : Moments or None
+    """
+    lin = _linearise(design, params)
+
+    def block(rows, Z):
+        weight = design.sample_weight[rows]
+        resp, log_norm, guarded_features = _e_block(design, lin, Z, weight)
+        if not moments:
+            return weight @ log_norm, None, None
+        raw = resp.T @ Z
+        for (d, q), k in zip(guarded_features, lin.guarded, strict=True):
+            raw[k] = np.concatenate([resp[:, k] @ q, resp[:, k] @ d])
+        return weight @ log_norm, raw, resp.sum(axis=0)
+
+    parts = _map_blocks(block, design)
+    log_likelihood = float(sum(p[0] for p in parts))
+    if not np.isfinite(log_likelihood):
+        raise FloatingPointError(
+            "the log-likelihood is not finite: some observations have zero density under "
+            "every component (all weights zero, or values too large for float64)"
+        )
+    if not moments:
+        return log_likelihood, None
+    shifts = np.zeros_like(params.means)
+    shifts[lin.guarded] = lin.guard_shift
+    raw = sum(p[1] for p in parts)
+    resp_sum = sum(p[2] for p in parts)
+    return log_likelihood, _finish(design, resp_sum, raw, shifts)
+
+
+def moments_from_resp(design: Design, resp: np.ndarray) -> Moments:
+    """Statistics of given responsibilities (initialisation), in two exact passes.
+
+    The first pass gives the means; the second takes each component's moments about
+    its own mean, so no precision is lost whatever the data's scale or offset.
+    """
+    weighted = resp * design.sample_weight[:, None]
+    resp_sum = weighted.sum(axis=0)
+    first = sum(_map_blocks(lambda rows, Z: weighted[rows].T @ Z[:, design.n_quadratic :], design))
+    shifts = first / (resp_sum + 10 * np.finfo(float).eps)[:, None]
+
+    def block(rows, Z):
+        raw = np.empty((resp.shape[1], Z.shape[1]))
+        for k, shift in enumerate(shifts):
+            d, q = _about(Z, shift, design)
+            raw[k] = np.concatenate([weighted[rows, k] @ q, weighted[rows, k] @ d])
+        return raw
+
+    return _finish(design, resp_sum, sum(_map_blocks(block, design)), shifts)
+
+
+def log_prob_resp(design: Design, params: MixtureParams):
+    """Per-observation ``log p(x_i)`` (n_samples,) and responsibilities (n_samples, K)."""
+    lin = _linearise(design, params)
+    log_norm = np.empty(design.n_samples)
+    resp = np.empty((design.n_samples, params.means.shape[0]))
+    ones = np.ones(design.n_samples)
+
+    def block(rows, Z):
+        resp[rows], log_norm[rows], _ = _e_block(design, lin, Z, ones[rows])
+
+    _map_blocks(block, design)
+    return log_norm, resp
