@@ -13,6 +13,10 @@ def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray
     Checks, in order: non-numeric columns (named for a DataFrame), dimensionality, empty
     input, too few rows, NaN/inf (the first offending rows are listed).
     """
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise ValueError(
+            f"sparse input is not supported: {name} must be dense; convert with X.toarray()"
+        )
     columns = getattr(X, "columns", None)
     dtypes = getattr(X, "dtypes", None)
     if columns is not None and dtypes is not None and hasattr(dtypes, "items"):
@@ -22,20 +26,32 @@ def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray
                 f"{name} has non-numeric columns {bad}: a Gaussian mixture needs numeric "
                 "features; drop or encode them first"
             )
+    raw = np.asarray(X) if not hasattr(X, "dtypes") else None
+    if raw is not None and np.iscomplexobj(raw):
+        raise ValueError(f"Complex data not supported: {name} must be real-valued")
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(
+        raise NonNumericInputError(
             f"{name} must be numeric (could not convert to float: {err}); drop or encode "
             "non-numeric columns first"
         ) from None
     if arr.ndim != 2:
-        hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
-        raise ValueError(
-            f"{name} must be 2-D of shape (n_samples, n_features), got {arr.ndim}-D{hint}"
+        hint = (
+            " Reshape your data: X.reshape(-1, 1) for a single feature, or X.reshape(1, -1) "
+            "for a single sample."
+            if arr.ndim == 1
+            else ""
         )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(
+            f"{name} must be 2-D of shape (n_samples, n_features), got {arr.ndim}-D.{hint}"
+        )
+    if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: got shape {arr.shape}; at least one sample is needed")
+    if arr.shape[1] == 0:
+        raise ValueError(
+            f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
     if arr.shape[0] < min_samples:
         raise ValueError(
             f"{name} has {arr.shape[0]} sample{'s' if arr.shape[0] != 1 else ''} "
@@ -50,6 +66,10 @@ def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray
             f"first at {rows[:5].tolist()}: drop or impute them first"
         )
     return arr
+
+
+class NonNumericInputError(ValueError, TypeError):
+    """Input that cannot be converted to float (a ValueError, and a TypeError for sklearn)."""
 
 
 def check_no_constant_features(X: np.ndarray, sample_weight: np.ndarray | None, names=None):
@@ -98,7 +118,6 @@ def check_choice(value, name: str, allowed) -> str:
 
 
 def _is_numeric_dtype(dtype) -> bool:
-    try:
-        return np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_
-    except TypeError:
-        return False
+    from pandas.api.types import is_bool_dtype, is_complex_dtype, is_numeric_dtype
+
+    return (is_numeric_dtype(dtype) or is_bool_dtype(dtype)) and not is_complex_dtype(dtype)

@@ -8,6 +8,7 @@ the wrong model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from os import PathLike
@@ -15,9 +16,11 @@ from os import PathLike
 import numpy as np
 import xarray as xr
 
+from bayesgmm.em.priors import ConjugatePrior
 from bayesgmm.mixture import GaussianMixture
 
 _FORMAT = "bayesgmm.GaussianMixture/1"
+_PRIOR_TAG = "__ConjugatePrior__"
 _ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
 
 
@@ -39,10 +42,8 @@ def _json_params(estimator: GaussianMixture) -> str:
     for key in ("weights_init", "means_init", "precisions_init"):
         if params[key] is not None:
             params[key] = np.asarray(params[key]).tolist()
-    if params["prior"] is not None and not isinstance(params["prior"], str | dict):
-        params["prior"] = {
-            k: getattr(params["prior"], k) for k in params["prior"].__dataclass_fields__
-        }
+    if isinstance(params["prior"], ConjugatePrior):
+        params["prior"] = {_PRIOR_TAG: dataclasses.asdict(params["prior"])}
     if not isinstance(params["random_state"], int | type(None)):
         params["random_state"] = None
     return json.dumps(params, default=lambda v: np.asarray(v).tolist())
@@ -89,7 +90,10 @@ def load_gaussian_mixture(path: str | PathLike) -> GaussianMixture:
             f"{os.fspath(path)!r} is not a saved bayesgmm GaussianMixture "
             f"(format attribute {ds.attrs.get('format')!r}, expected {_FORMAT!r})"
         )
-    estimator = GaussianMixture(**json.loads(ds.attrs["params"]))
+    params = json.loads(ds.attrs["params"])
+    if isinstance(params["prior"], dict) and _PRIOR_TAG in params["prior"]:
+        params["prior"] = ConjugatePrior(**params["prior"][_PRIOR_TAG])
+    estimator = GaussianMixture(**params)
     fitted = json.loads(ds.attrs["fitted"])
     for name in _ARRAYS:
         setattr(estimator, name, ds[name].values.astype(np.float64))

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import linalg
+from scipy.linalg import lapack
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 LOG_2PI = math.log(2.0 * math.pi)
@@ -179,6 +179,25 @@ def covariances_from_scatter(
     return scatter / (nk * n_features) + reg_covar
 
 
+def _lower_cholesky(matrix: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factor via LAPACK ``dpotrf`` (None if not positive definite).
+
+    Direct LAPACK calls: scipy.linalg's wrappers cost ~1000x more on small matrices.
+    """
+    factor, info = lapack.dpotrf(matrix, lower=1, clean=1)
+    if info != 0 or not np.all(np.isfinite(factor)):
+        return None
+    return factor
+
+
+def _inverse_lower(factor: np.ndarray) -> np.ndarray:
+    """Inverse of a lower-triangular matrix via LAPACK ``dtrtri``."""
+    inverse, info = lapack.dtrtri(factor, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular triangular factor")
+    return np.tril(inverse)
+
+
 def compute_precision_cholesky(
     covariances: np.ndarray, covariance_type: str, nk: np.ndarray | None = None
 ) -> np.ndarray:
@@ -192,17 +211,12 @@ def compute_precision_cholesky(
     """
     if covariance_type in ("full", "tied"):
         stack = covariances[None] if covariance_type == "tied" else covariances
-        n_features = stack.shape[-1]
         out = np.empty_like(stack)
-        eye = np.eye(n_features)
         for k, cov in enumerate(stack):
-            try:
-                chol = linalg.cholesky(cov, lower=True, check_finite=False)
-            except linalg.LinAlgError:
-                raise _collapse_error(k, covariance_type, nk) from None
-            if not np.all(np.isfinite(chol)):
+            chol = _lower_cholesky(cov)
+            if chol is None:
                 raise _collapse_error(k, covariance_type, nk)
-            out[k] = linalg.solve_triangular(chol, eye, lower=True, check_finite=False).T
+            out[k] = _inverse_lower(chol).T
         return out[0] if covariance_type == "tied" else out
     bad = ~(covariances > 0.0) | ~np.isfinite(covariances)
     if np.any(bad):
@@ -234,20 +248,26 @@ def precisions_from_cholesky(precisions_cholesky: np.ndarray, covariance_type: s
 
 
 def precision_cholesky_from_precisions(precisions: np.ndarray, covariance_type: str):
-    """Upper-triangular ``P`` with ``P @ P.T == precision`` (for user-given precisions)."""
+    """Upper-triangular ``P`` with ``P @ P.T == precision`` (for user-given precisions).
+
+    Raises ValueError unless every precision is symmetric positive definite (full/tied)
+    or positive (diag/spherical).
+    """
     if covariance_type in ("full", "tied"):
         stack = precisions[None] if covariance_type == "tied" else precisions
         out = np.empty_like(stack)
         for k, prec in enumerate(stack):
-            # flip trick: cholesky of the row/column-reversed matrix gives an upper factor
-            try:
-                chol = linalg.cholesky(prec[::-1, ::-1], lower=True, check_finite=False)
-            except linalg.LinAlgError:
-                raise ValueError(
-                    f"precisions_init[{k}] is not symmetric positive definite"
-                ) from None
+            where = "precisions_init" if covariance_type == "tied" else f"precisions_init[{k}]"
+            if not np.allclose(prec, prec.T, rtol=1e-10, atol=1e-12 * np.abs(prec).max()):
+                raise ValueError(f"{where} is not symmetric")
+            # the row/column-reversed matrix's lower factor, reversed, is an upper factor
+            chol = _lower_cholesky(np.ascontiguousarray(prec[::-1, ::-1]))
+            if chol is None:
+                raise ValueError(f"{where} is not positive definite")
             out[k] = chol[::-1, ::-1]
         return out[0] if covariance_type == "tied" else out
+    if not np.all(precisions > 0):
+        raise ValueError("precisions_init must be positive")
     return np.sqrt(precisions)
 
 
@@ -255,10 +275,9 @@ def covariances_from_precision_cholesky(precisions_cholesky: np.ndarray, covaria
     """Covariances ``inv(P @ P.T)`` computed through the triangular factor."""
     if covariance_type in ("full", "tied"):
         stack = precisions_cholesky[None] if covariance_type == "tied" else precisions_cholesky
-        n_features = stack.shape[-1]
         out = np.empty_like(stack)
         for k, factor in enumerate(stack):
-            inv = linalg.solve_triangular(factor, np.eye(n_features), lower=False)
+            inv = _inverse_lower(np.ascontiguousarray(factor.T))  # inv(P.T), lower
             out[k] = inv.T @ inv
         return out[0] if covariance_type == "tied" else out
     return 1.0 / precisions_cholesky**2
