@@ -303,10 +303,11 @@ class LabelReport:
                     continue
                 modal = self.chain_permutations[c]
                 if modal != identity:
+                    mf = self.modal_fraction(c)
                     lines.append(
                         f"chain {c}: relabelled with permutation {_fmt_perm(modal)} "
-                        f"(new <- old) in {self.modal_fraction(c):.0%} of draws; "
-                        f"{frac:.1%} of draws permuted in all"
+                        f"(new component j = old component perm[j]) in {mf:.1%} of draws"
+                        + ("" if np.isclose(mf, frac) else f"; {frac:.1%} of draws permuted in all")
                     )
                 else:
                     lines.append(f"chain {c}: {frac:.1%} of draws relabelled")
