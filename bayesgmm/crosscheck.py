@@ -453,6 +453,8 @@ class CrossCheck:
         See :func:`sampler_diagnostics`.
     labels : LabelReport
     modes : ModeReport
+    posterior : xarray.Dataset or None
+        The posterior draws relabelled onto the EM components (what the table summarises).
     """
 
     verdict: str
@@ -464,6 +466,7 @@ class CrossCheck:
     covariance_type: str = "full"
     hdi_prob: float = 0.94
     thresholds: dict[str, float] = field(default_factory=dict)
+    posterior: xr.Dataset | None = field(default=None, repr=False)
 
     def to_dataframe(self) -> pd.DataFrame:
         """The table (a copy)."""
@@ -688,6 +691,7 @@ def crosscheck(
         covariance_type=covariance_type,
         hdi_prob=hdi_prob,
         thresholds=thresholds,
+        posterior=relabelled,
     )
 
 
