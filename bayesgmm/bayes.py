@@ -27,12 +27,12 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
 
 from bayesgmm._validation import check_data_matrix, check_positive_int
-from bayesgmm.crosscheck import CrossCheck, crosscheck
+from bayesgmm.crosscheck import crosscheck
 from bayesgmm.em.gaussian import _inverse_lower
 from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
 from bayesgmm.inference import SAMPLERS, find_map, sample_nuts
 from bayesgmm.mixture import GaussianMixture
-from bayesgmm.models.gmm import OBS_VAR, build_gmm_model, initial_values_from_em
+from bayesgmm.models.gmm import OBS_DIM, OBS_VAR, build_gmm_model, initial_values_from_em
 
 _FORMAT = "bayesgmm.BayesGMM/1"
 _SAMPLE_DIMS = ("chain", "draw")
@@ -128,6 +128,10 @@ class BayesGMM(BaseEstimator):
             n_init=self.em_n_init,
             random_state=em_seed,
         ).fit(X)
+        if self.order_feature is not None:
+            # EM's labels follow the model's ordering constraint, so that EM, MAP and
+            # posterior components carry the same names
+            self.em_.reorder_components(np.argsort(self.em_.means_[:, self.order_feature]))
         self.model_ = build_gmm_model(
             X,
             n_components=self.n_components,
@@ -165,7 +169,7 @@ class BayesGMM(BaseEstimator):
                 "posterior": self.crosscheck_.posterior,
                 "sample_stats": raw["sample_stats"].to_dataset(),
                 "observed_data": xr.Dataset(
-                    {OBS_VAR: (("obs", "feature"), data)}, coords={"feature": features}
+                    {OBS_VAR: ((OBS_DIM, "feature"), data)}, coords={"feature": features}
                 ),
                 "em": _point_dataset(
                     self.em_.weights_,

@@ -30,7 +30,11 @@ Verdict rules (thresholds are keyword arguments of :func:`crosscheck`)
   means > ``mode_threshold`` = 4 pooled within-chain sds); or the alignment is not a pure
   permutation (fewer than ``purity_threshold`` = 95 % of the draws of some chain have each
   component nearest a distinct EM component: label switching relabelling cannot undo);
-  or some component's weight has substantial mass near 0:
+  or labels switch *within* a chain in more than ``switch_max`` = 1 % of some chain's draws
+  (a sampler can only wander between labellings through the region where components
+  coincide, so the data do not tell the components apart: the relabelled summaries are
+  reported but describe overlapping components); or some component's weight has
+  substantial mass near 0:
   ``P(weights[k] < weight_floor) > weight_floor_mass`` with ``weight_floor = 0.01`` and
   ``weight_floor_mass = 0.05`` (the component may be empty: K is not identified).
 - **sampler trouble**: any divergence; any R-hat > ``rhat_max`` = 1.01; smallest bulk
@@ -92,6 +96,7 @@ TREEDEPTH_MAX_FRAC = 0.01
 Z_MAX = 3.0
 WEIGHT_FLOOR = 0.01
 WEIGHT_FLOOR_MASS = 0.05
+SWITCH_MAX = 0.01
 
 FEATURE_DIM = "feature"
 FEATURE2_DIM = "feature_"
@@ -581,6 +586,7 @@ def crosscheck(
     weight_floor_mass: float = WEIGHT_FLOOR_MASS,
     mode_threshold: float = MODE_THRESHOLD,
     purity_threshold: float = PURITY_THRESHOLD,
+    switch_max: float = SWITCH_MAX,
 ) -> CrossCheck:
     """Compare the EM estimate with the posterior; see the module docstring for the rules.
 
@@ -601,7 +607,7 @@ def crosscheck(
     scale : array (D,), optional
         Per-feature scale of the relabelling cost; default the EM mixture's marginal sd.
     z_max, rhat_max, ess_bulk_min, bfmi_min, treedepth_max_frac, weight_floor,
-    weight_floor_mass, mode_threshold, purity_threshold : float
+    weight_floor_mass, mode_threshold, purity_threshold, switch_max : float
         Thresholds of the verdict rules.
     """
     covariance_type = _check_covariance_type(covariance_type)
@@ -661,6 +667,7 @@ def crosscheck(
         "weight_floor_mass": weight_floor_mass,
         "mode_threshold": mode_threshold,
         "purity_threshold": purity_threshold,
+        "switch_max": switch_max,
     }
     findings = _judge(table, diag, labels_report, modes, post_rep, thresholds)
     verdict = max(
@@ -710,6 +717,19 @@ def _judge(table, diag, labels, modes, post_rep, th) -> list[tuple[str, str]]:
                 f"{labels.pure_fraction[worst]:.1%} of draws in chain {worst} have each "
                 f"component nearest a distinct EM component "
                 f"(required {th['purity_threshold']:.0%})",
+            )
+        )
+    within = labels.within_chain_fraction
+    if np.any(within > th["switch_max"]):
+        worst = int(np.argmax(within))
+        out.append(
+            (
+                "ambiguous",
+                f"labels switch within chains (chain {worst}: {within[worst]:.1%} of draws off "
+                f"its labelling; allowed {th['switch_max']:.0%}): the sampler crosses between "
+                "labellings through the region where components coincide, so the data do not "
+                "separate the components; consider fewer components, an ordering constraint "
+                "or stronger priors",
             )
         )
     w = post_rep["weights"].transpose(*SAMPLE_DIMS, COMPONENT_DIM).values

@@ -71,7 +71,7 @@ def sample_nuts(
             compiled = nutpie.compile_pymc_model(
                 model, initial_points=start, jitter_rvs=set(), backend="numba"
             )
-        except Exception as err:  # noqa: BLE001 - any compile failure falls back
+        except Exception as err:
             warnings.warn(
                 f"nutpie could not compile the model ({type(err).__name__}: {err}); "
                 "falling back to PyMC's NUTS sampler",

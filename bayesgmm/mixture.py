@@ -357,6 +357,24 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels = np.repeat(np.arange(self.n_components), counts)
         return np.vstack(draws), labels
 
+    def reorder_components(self, order) -> GaussianMixture:
+        """Permute the fitted components in place: component ``j`` becomes old ``order[j]``.
+
+        The mixture is unchanged (labels are arbitrary); e.g.
+        ``gm.reorder_components(np.argsort(gm.means_[:, 0]))`` sorts by the first feature.
+        """
+        check_is_fitted(self)
+        order = np.asarray(order)
+        if sorted(order.tolist()) != list(range(self.n_components)):
+            raise ValueError(f"order must be a permutation of 0..{self.n_components - 1}")
+        self.weights_ = self.weights_[order]
+        self.means_ = self.means_[order]
+        if self.covariance_type != "tied":
+            self.covariances_ = self.covariances_[order]
+            self.precisions_cholesky_ = self.precisions_cholesky_[order]
+            self.precisions_ = self.precisions_[order]
+        return self
+
     # ------------------------------------------------------- model selection
     def _n_parameters(self) -> int:
         return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)

@@ -315,18 +315,37 @@ def test_switched_chain_is_relabelled_then_agrees():
     assert "between-chain label switching" in res.to_text()
 
 
-def test_within_chain_switching_is_relabelled_then_agrees():
-    idata = make_idata("diag")
+def _switch_draws(idata, draws):
     post = idata["posterior"].to_dataset().copy(deep=True)
-    draws = np.arange(0, 500, 3)
     for name in ("weights", "means", "sigmas"):
         sub = post[name].isel(chain=0, draw=draws)
         post[name][dict(chain=0, draw=draws)] = sub.isel(component=[2, 0, 1]).values
-    res = crosscheck(_replace_posterior(idata, post), true_em("diag"), None, "diag")
+    return _replace_posterior(idata, post)
+
+
+def test_rare_within_chain_switching_is_relabelled_then_agrees():
+    idata = make_idata("diag")
+    ref = crosscheck(idata, true_em("diag"), None, "diag")
+    res = crosscheck(_switch_draws(idata, [10, 200, 333]), true_em("diag"), None, "diag")
     assert res.verdict == "agree", res.reasons
     assert res.labels.within_chain_switch
-    assert res.labels.within_chain_fraction[0] == pytest.approx(len(draws) / 500)
+    assert res.labels.within_chain_fraction[0] == pytest.approx(3 / 500)
     assert any("within-chain label switching" in r for r in res.reasons)
+    pd.testing.assert_frame_equal(res.table, ref.table)  # relabelling undid the switches
+
+
+def test_frequent_within_chain_switching_is_ambiguous():
+    """A chain that keeps crossing between labellings has overlapping components."""
+    idata = make_idata("diag")
+    draws = np.arange(0, 500, 3)
+    res = crosscheck(_switch_draws(idata, draws), true_em("diag"), None, "diag")
+    assert res.verdict == "ambiguous", res.reasons
+    assert res.labels.within_chain_fraction[0] == pytest.approx(len(draws) / 500)
+    assert any(
+        r.startswith("[ambiguous] labels switch within chains (chain 0: 33.4%") for r in res.reasons
+    )
+    relaxed = crosscheck(_switch_draws(idata, draws), true_em("diag"), None, "diag", switch_max=0.5)
+    assert relaxed.verdict == "agree", relaxed.reasons
 
 
 def test_chains_in_different_mode_are_ambiguous():
