@@ -258,8 +258,12 @@ class BayesGMM(BaseEstimator):
             X[i] = rng.multivariate_normal(p.means[k], p.covariances[k])
         return X, labels
 
-    def loo(self):
-        """PSIS-LOO (ArviZ) from the pointwise log-likelihood of the observed data."""
+    def loo(self, pointwise: bool = False):
+        """PSIS-LOO (ArviZ ``ELPDData``) from the pointwise log-likelihood of the data.
+
+        The log-likelihood is computed once and kept in ``idata_["log_likelihood"]``;
+        ``pointwise=True`` adds ``elpd_i`` and ``pareto_k`` per observation.
+        """
         import arviz as az
         import pymc as pm
 
@@ -271,7 +275,7 @@ class BayesGMM(BaseEstimator):
                 progressbar=False,
             )
             self.idata_["log_likelihood"] = ll["log_likelihood"] if "log_likelihood" in ll else ll
-        return az.loo(self.idata_)
+        return az.loo(self.idata_, pointwise=pointwise)
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str | PathLike) -> None:
