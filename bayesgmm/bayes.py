@@ -223,6 +223,23 @@ class BayesGMM(BaseEstimator):
         resp = np.stack([log_prob_resp(design, p)[1] for p in self._draw_params()])
         return xr.DataArray(resp, dims=("sample", "obs", "component"))
 
+    def responsibility_summary(self, X, *, prob: float = 0.94) -> xr.Dataset:
+        """Posterior summary of p(z_i = k | x_i): ``mean``, ``sd``, and the equal-tailed
+        central ``prob`` interval ``low``/``high``; each (obs, component)."""
+        if not 0.0 < prob < 1.0:
+            raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+        resp = self.responsibilities(X)
+        q = resp.quantile([(1 - prob) / 2, (1 + prob) / 2], dim="sample")
+        return xr.Dataset(
+            {
+                "mean": resp.mean("sample"),
+                "sd": resp.std("sample"),
+                "low": q.isel(quantile=0, drop=True),
+                "high": q.isel(quantile=1, drop=True),
+            },
+            attrs={"prob": prob},
+        )
+
     def predict_proba(self, X, *, return_std: bool = False):
         """Posterior mean responsibilities (n_samples, K) and, if asked, their posterior sd."""
         resp = self.responsibilities(X)

@@ -200,3 +200,36 @@ def test_interval_coverage_on_known_truth():
     rate = np.mean(covered)
     # 60 intervals, nominal 0.94: a binomial 99.9% lower bound is about 0.80
     assert rate >= 0.80, rate
+
+
+def test_responsibility_summary_and_plots(faithful_fit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scipy import stats
+
+    from bayesgmm.plotting import ellipse_path, plot_components, plot_responsibilities
+
+    X, model = faithful_fit
+    summary = model.responsibility_summary(X, prob=0.9)
+    resp = model.responsibilities(X)
+    np.testing.assert_allclose(summary["mean"].values, model.predict_proba(X))
+    np.testing.assert_allclose(
+        summary["low"].values, np.quantile(resp.values, 0.05, axis=0), rtol=1e-12
+    )
+    assert (summary["low"] <= summary["high"]).all()
+    np.testing.assert_allclose(
+        summary["high"].values, np.quantile(resp.values, 0.95, axis=0), rtol=1e-12
+    )
+    # the ellipse is the chi-square(2) contour of the component
+    cov = model.em_.covariances_[0]
+    path = ellipse_path(model.em_.means_[0], cov, prob=0.9)
+    dev = path - model.em_.means_[0]
+    maha = np.einsum("ni,ij,nj->n", dev, np.linalg.inv(cov), dev)
+    np.testing.assert_allclose(maha, stats.chi2(2).ppf(0.9), rtol=1e-10)
+    ax = plot_components(model, X, n_draws=5)
+    assert len(ax.lines) == 5 * 2 + 2 * 2  # posterior ellipses, EM ellipses and centres
+    ax = plot_responsibilities(model, X, n_show=10)
+    assert len(ax.get_yticks()) == 10
+    with pytest.raises(ValueError, match="prob must be in"):
+        model.responsibility_summary(X, prob=1.5)

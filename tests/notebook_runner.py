@@ -1,0 +1,28 @@
+"""Execute a notebook from notebooks/ with nbclient and return its recorded key numbers.
+
+Each notebook's last code cell prints one line ``RESULTS {json}``; the tests assert on it.
+"""
+
+import json
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def run_notebook(name: str, timeout: int = 900, env: dict | None = None) -> dict:
+    """Run ``notebooks/<name>`` in a fresh kernel (cwd = notebooks/); its RESULTS dict."""
+    path = NOTEBOOKS / name
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": NOTEBOOKS}}
+    )
+    client.execute(env=env) if env else client.execute()
+    for cell in reversed(nb.cells):
+        for out in cell.get("outputs", []):
+            for line in out.get("text", "").splitlines():
+                if line.startswith("RESULTS "):
+                    return json.loads(line[len("RESULTS ") :])
+    raise AssertionError(f"{name} printed no 'RESULTS {{json}}' line")
