@@ -22,6 +22,7 @@ import warnings
 from os import PathLike
 
 import numpy as np
+import pymc as pm
 import xarray as xr
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
@@ -36,6 +37,41 @@ from bayesgmm.models.gmm import OBS_DIM, OBS_VAR, build_gmm_model, initial_value
 
 _FORMAT = "bayesgmm.BayesGMM/1"
 _SAMPLE_DIMS = ("chain", "draw")
+
+
+def fit_point_estimates(
+    X,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    priors: dict | None = None,
+    order_feature: int | None = 0,
+    em_n_init: int = 5,
+    em_seed: int | None = None,
+    map_seed: int | None = None,
+) -> tuple[GaussianMixture, pm.Model, dict[str, np.ndarray]]:
+    """EM (components sorted by ``order_feature``), the PyMC model, and its MAP from EM.
+
+    The first half of :meth:`BayesGMM.fit`, for when a point estimate is all you need.
+    Returns the fitted ``GaussianMixture``, the ``pm.Model`` and the MAP values of every
+    named model variable.
+    """
+    em = GaussianMixture(
+        n_components, covariance_type=covariance_type, n_init=em_n_init, random_state=em_seed
+    ).fit(X)
+    if order_feature is not None:
+        # EM's labels follow the model's ordering constraint, so that EM, MAP and
+        # posterior components carry the same names
+        em.reorder_components(np.argsort(em.means_[:, order_feature]))
+    model = build_gmm_model(
+        X,
+        n_components=n_components,
+        covariance_type=covariance_type,
+        priors=priors,
+        order_feature=order_feature,
+    )
+    init = initial_values_from_em(model, em.weights_, em.means_, em.covariances_, covariance_type)
+    return em, model, find_map(model, init, seed=map_seed)
 
 
 class BayesGMM(BaseEstimator):
@@ -122,31 +158,16 @@ class BayesGMM(BaseEstimator):
         seeds = np.random.SeedSequence(self.random_state).generate_state(3)
         em_seed, map_seed, nuts_seed = (int(s) for s in seeds)
 
-        self.em_ = GaussianMixture(
-            self.n_components,
-            covariance_type=self.covariance_type,
-            n_init=self.em_n_init,
-            random_state=em_seed,
-        ).fit(X)
-        if self.order_feature is not None:
-            # EM's labels follow the model's ordering constraint, so that EM, MAP and
-            # posterior components carry the same names
-            self.em_.reorder_components(np.argsort(self.em_.means_[:, self.order_feature]))
-        self.model_ = build_gmm_model(
+        self.em_, self.model_, map_point = fit_point_estimates(
             X,
-            n_components=self.n_components,
+            self.n_components,
             covariance_type=self.covariance_type,
             priors=self.priors,
             order_feature=self.order_feature,
+            em_n_init=self.em_n_init,
+            em_seed=em_seed,
+            map_seed=map_seed,
         )
-        init = initial_values_from_em(
-            self.model_,
-            self.em_.weights_,
-            self.em_.means_,
-            self.em_.covariances_,
-            self.covariance_type,
-        )
-        map_point = find_map(self.model_, init, seed=map_seed)
         self.map_ = _point_from_chol(
             map_point["weights"], map_point["means"], map_point["chol_cov"], self.covariance_type
         )
@@ -250,10 +271,14 @@ class BayesGMM(BaseEstimator):
         """Component with the highest posterior mean responsibility."""
         return self.predict_proba(X).argmax(axis=1)
 
+    def log_density_draws(self, X) -> np.ndarray:
+        """log p(x_i | theta_s) for the thinned posterior draws s: (n_draws, n_samples)."""
+        design = Design(self._check_X(X), "full")
+        return np.stack([log_prob_resp(design, p)[0] for p in self._draw_params()])
+
     def score_samples(self, X) -> np.ndarray:
         """Posterior predictive log density ``log E_theta[p(x_i | theta)]``, shape (n_samples,)."""
-        design = Design(self._check_X(X), "full")
-        log_dens = np.stack([log_prob_resp(design, p)[0] for p in self._draw_params()])
+        log_dens = self.log_density_draws(X)
         return logsumexp(log_dens, axis=0) - np.log(len(log_dens))
 
     def score(self, X, y=None) -> float:

@@ -1,4 +1,4 @@
-"""Command-line interface: ``bayesgmm fit`` and ``bayesgmm datasets``.
+"""Command-line interface: ``bayesgmm fit``, ``bayesgmm run`` and ``bayesgmm datasets``.
 
 Examples
 --------
@@ -6,6 +6,8 @@ Examples
 
     bayesgmm fit faithful -k 2
     bayesgmm fit data.csv -k 3 --covariance diag --columns x,y --json
+    bayesgmm run models/faithful.toml            # spec -> runs/faithful/
+    bayesgmm run models/galaxies.toml --out results/galaxies --overwrite
     bayesgmm datasets
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm.datasets import _BUNDLED_LOADERS, load_dataset
-from bayesgmm.em.gaussian import n_parameters
+from bayesgmm.em.gaussian import full_covariances, n_parameters
 from bayesgmm.mixture import GaussianMixture
 
 DATASET_NAMES: tuple[str, ...] = tuple(_BUNDLED_LOADERS)
@@ -102,21 +104,10 @@ def load_source(source: str, columns: str | None = None) -> Data:
     return Data(X, selected, source, kind, ignored if columns is None else [])
 
 
-def _full_covariances(model: GaussianMixture) -> np.ndarray:
-    """The fitted covariances expanded to shape (K, D, D)."""
-    cov, (k, d) = model.covariances_, model.means_.shape
-    return {
-        "full": lambda: cov,
-        "tied": lambda: np.broadcast_to(cov, (k, d, d)),
-        "diag": lambda: cov[:, :, None] * np.eye(d),
-        "spherical": lambda: cov[:, None, None] * np.eye(d),
-    }[model.covariance_type]()
-
-
 def summarize(model: GaussianMixture, data: Data) -> dict:
     """The fit's numbers as a JSON-ready dict (floats at full precision)."""
     log_density = model.score_samples(data.X)
-    full = _full_covariances(model)
+    full = full_covariances(model.covariances_, model.covariance_type, *model.means_.shape)
     sds = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
     correlated = model.covariance_type in ("full", "tied")
     return {
@@ -231,7 +222,7 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``bayesgmm`` argument parser with its ``fit`` and ``datasets`` commands."""
     parser = argparse.ArgumentParser(
-        prog="bayesgmm", description="Gaussian mixture models fitted by EM."
+        prog="bayesgmm", description="Gaussian mixture models by EM and by NUTS."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fit = commands.add_parser("fit", help="fit a Gaussian mixture by EM and report it")
@@ -258,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     fit.add_argument("--columns", metavar="A,B", help="comma-separated columns to use")
     fit.add_argument("--json", action="store_true", help="print a JSON object instead")
+    run = commands.add_parser(
+        "run", help="run a model spec (TOML) and write posterior, tables, report, figures"
+    )
+    run.add_argument("spec", metavar="SPEC", help="path of a spec, e.g. models/faithful.toml")
+    run.add_argument("--out", metavar="DIR", help="output directory (default: the spec's)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing result")
+    run.add_argument("--quiet", action="store_true", help="no progress messages")
     commands.add_parser("datasets", help="list the bundled datasets")
     return parser
 
@@ -284,6 +282,17 @@ def _fit(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
 
 
+def _run(args: argparse.Namespace) -> None:
+    from bayesgmm.run import run_spec
+
+    result = run_spec(
+        args.spec, directory=args.out, overwrite=args.overwrite, progress=not args.quiet
+    )
+    verdict = f"; cross-check verdict: {result.verdict}" if result.verdict else ""
+    print(f"wrote {len(result.files)} files to {result.directory}{verdict}")
+    print(f"report: {result.directory / 'report.md'}")
+
+
 def _datasets() -> None:
     rows = [(name, load_dataset(name)) for name in DATASET_NAMES]
     width = max(len(name) for name in DATASET_NAMES)
@@ -306,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "fit":
             _fit(args)
+        elif args.command == "run":
+            _run(args)
         else:
             _datasets()
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly

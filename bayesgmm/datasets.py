@@ -27,6 +27,8 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
+from bayesgmm.em.gaussian import full_covariances
+
 __all__ = [
     "MOVIELENS_100K_URL",
     "SyntheticMixture",
@@ -226,17 +228,6 @@ def _draw_covariances(rng: np.random.Generator, k: int, d: int, covariance_type:
     return matrices if covariance_type == "full" else matrices[0]
 
 
-def _full_covariances(covariances: np.ndarray, covariance_type: str, k: int, d: int) -> np.ndarray:
-    """Expand covariances in scikit-learn's layout to shape (k, d, d)."""
-    if covariance_type == "full":
-        return covariances
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances, (k, d, d))
-    if covariance_type == "diag":
-        return covariances[:, :, None] * np.eye(d)
-    return covariances[:, None, None] * np.eye(d)
-
-
 def _min_pairwise_distance(means: np.ndarray) -> float:
     """Smallest Euclidean distance between two rows of `means`, shape (k, d), k >= 2."""
     upper = np.triu_indices(len(means), k=1)
@@ -344,7 +335,7 @@ def make_mixture(
     rng = np.random.default_rng(seed)
     weights = rng.dirichlet(np.full(k, _DIRICHLET_CONCENTRATION))
     covariances = _draw_covariances(rng, k, d, covariance_type)
-    full = _full_covariances(covariances, covariance_type, k, d)
+    full = full_covariances(covariances, covariance_type, k, d)
     lambda_max = float(np.linalg.eigvalsh(full).max())
     min_distance = float(separation) * math.sqrt(d * lambda_max)
     if not math.isfinite(min_distance):

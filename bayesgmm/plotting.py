@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from bayesgmm._validation import check_data_matrix
+from bayesgmm.em.gaussian import full_covariances
 
-__all__ = ["ellipse_path", "plot_components", "plot_responsibilities"]
+__all__ = ["ellipse_path", "plot_components", "plot_density", "plot_responsibilities"]
 
 #: Ellipses enclose this much probability of each (2-D marginal) Gaussian component.
 ELLIPSE_PROB = 0.9
@@ -25,16 +26,6 @@ def ellipse_path(mean: np.ndarray, cov: np.ndarray, prob: float = ELLIPSE_PROB, 
     t = np.linspace(0.0, 2.0 * np.pi, n)
     circle = np.stack([np.cos(t), np.sin(t)], axis=1)
     return mean + radius * circle @ np.linalg.cholesky(cov).T
-
-
-def _full_covariances(covariances: np.ndarray, covariance_type: str, k: int, d: int):
-    if covariance_type == "full":
-        return covariances
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances, (k, d, d))
-    if covariance_type == "diag":
-        return np.stack([np.diag(c) for c in covariances])
-    return np.stack([np.eye(d) * c for c in covariances])
 
 
 def _new_axes(ax):
@@ -90,7 +81,7 @@ def plot_components(
             for c in range(k):
                 path = ellipse_path(means[s, c, [i, j]], cov[c][sel], prob)
                 ax.plot(path[:, 0], path[:, 1], color=f"C{c}", lw=0.5, alpha=0.25)
-    covs = _full_covariances(em.covariances_, em.covariance_type, k, d)
+    covs = full_covariances(em.covariances_, em.covariance_type, k, d)
     for c in range(k):
         path = ellipse_path(em.means_[c, [i, j]], covs[c][sel], prob)
         ax.plot(path[:, 0], path[:, 1], color=f"C{c}", lw=2, label=f"component {c} (EM)")
@@ -139,4 +130,47 @@ def plot_responsibilities(
         "have an interval wider than 0.1)",
     )
     ax.legend(loc="lower right", fontsize="small")
+    return ax
+
+
+def plot_density(
+    model,
+    X,
+    *,
+    feature: int = 0,
+    prob: float = 0.94,
+    bins: int = 30,
+    n_grid: int = 300,
+    ax=None,
+):
+    """Histogram of one feature with the fitted mixture density (1-D models).
+
+    For a 1-D :class:`bayesgmm.BayesGMM`: the posterior predictive density (mean over
+    draws) with the equal-tailed central ``prob`` band of the density across draws, and
+    the EM plug-in density (dashed).  For a :class:`GaussianMixture`: its density.
+    """
+    ax = _new_axes(ax)
+    data = check_data_matrix(X)
+    em = getattr(model, "em_", model)
+    if em.means_.shape[1] != 1:
+        raise ValueError("plot_density draws 1-D mixtures; use plot_components for D >= 2")
+    x = data[:, feature]
+    pad = 0.1 * (x.max() - x.min())
+    grid = np.linspace(x.min() - pad, x.max() + pad, n_grid)[:, None]
+    ax.hist(x, bins=bins, density=True, color="0.8", edgecolor="0.6", label="data")
+    if hasattr(model, "idata_"):
+        dens = np.exp(model.log_density_draws(grid))
+        low, high = np.quantile(dens, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        ax.fill_between(
+            grid[:, 0], low, high, color="C1", alpha=0.3, lw=0, label=f"{prob:.0%} posterior band"
+        )
+        ax.plot(grid[:, 0], dens.mean(axis=0), color="C1", lw=2, label="posterior predictive")
+    ax.plot(grid[:, 0], np.exp(em.score_samples(grid)), "k--", lw=1, label="EM")
+    names = getattr(em, "feature_names_in_", None)
+    ax.set(
+        xlabel=str(names[feature]) if names is not None else f"feature {feature}",
+        ylabel="density",
+        title=f"Mixture density, K = {em.means_.shape[0]}",
+    )
+    ax.legend(loc="best", fontsize="small")
     return ax

@@ -296,6 +296,23 @@ def log_det_precision_cholesky(
     return n_features * np.log(precisions_cholesky)
 
 
+def full_covariances(
+    covariances: np.ndarray, covariance_type: str, n_components: int, n_features: int
+) -> np.ndarray:
+    """Covariances in scikit-learn's layout for ``covariance_type`` as (K, D, D) matrices.
+
+    "tied" is a read-only broadcast view of the shared (D, D) matrix.
+    """
+    cov, k, d = np.asarray(covariances), n_components, n_features
+    if covariance_type == "full":
+        return cov
+    if covariance_type == "tied":
+        return np.broadcast_to(cov, (k, d, d))
+    if covariance_type == "diag":
+        return cov[:, :, None] * np.eye(d)
+    return cov[:, None, None] * np.eye(d)
+
+
 def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
     """Number of free parameters (weights, means, covariances) for AIC/BIC/ICL."""
     _check_covariance_type(covariance_type)

@@ -32,6 +32,8 @@ from pymc.distributions.transforms import CholeskyCorrTransform, ordered
 from pytensor.tensor.linalg import solve_triangular
 from pytensor.tensor.special import logsumexp
 
+from bayesgmm.em.gaussian import full_covariances
+
 __all__ = [
     "COVARIANCE_TYPES",
     "OBS_DIM",
@@ -704,13 +706,8 @@ def _to_full_covariances(
         )
     if not np.all(np.isfinite(cov)):
         raise ValueError("covariances must be finite.")
-    if covariance_type == "full":
-        return cov, None
-    if covariance_type == "tied":
-        return np.broadcast_to(cov, (k, d, d)).copy(), cov
-    if covariance_type == "diag":
-        return cov[:, :, None] * np.eye(d), None
-    return cov[:, None, None] * np.eye(d), None
+    full = full_covariances(cov, covariance_type, k, d).copy()
+    return full, (cov if covariance_type == "tied" else None)
 
 
 def _cholesky(cov: np.ndarray) -> np.ndarray:

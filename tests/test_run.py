@@ -1,0 +1,171 @@
+"""Specs and `bayesgmm run`: validation errors, the files a run writes, reproducibility,
+and atomicity under a kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesgmm import GaussianMixture
+from bayesgmm.run import MANIFEST, run_spec
+from bayesgmm.spec import SpecError, load_spec, parse_spec
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _minimal(**tables):
+    raw = {"name": "t", "data": {"source": "faithful"}}
+    for table, values in tables.items():
+        raw.setdefault(table, {}).update(values)
+    return raw
+
+
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_specs_are_valid(path):
+    spec = load_spec(path)
+    assert spec.name == path.stem
+    assert spec.directory == Path("runs") / spec.name
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        ({"data": {"source": "faithful"}}, "missing required key 'name'"),
+        ({"name": "t"}, "missing required key 'data.source'"),
+        (_minimal(model={"familly": "gmm"}), r"unknown key 'model.familly'; allowed in \[model\]"),
+        (
+            _minimal(inference={"method": "vi"}),
+            "inference.method = 'vi' is not allowed; use one of em, map, nuts",
+        ),
+        (_minimal(model={"covariance_type": "banded"}), "model.covariance_type = 'banded'"),
+        (_minimal(model={"n_components": 0}), "model.n_components = 0 must be an integer >= 1"),
+        (_minimal(model={"n_components": "3"}), "model.n_components = '3'"),
+        (_minimal(inference={"chains": True}), "inference.chains = True"),
+        (
+            _minimal(model={"priors": {"alpha": 1}}),
+            "unknown prior model.priors.alpha; allowed: weights_alpha",
+        ),
+        (_minimal(output={"figures": "yes"}), "output.figures = 'yes' must be true or false"),
+        ({"name": "t", "data": {"source": "faithful"}, "extra": 1}, "unknown key 'extra'"),
+        (_minimal(data={"columns": "eruptions"}), "data.columns = 'eruptions' must be a list"),
+    ],
+)
+def test_invalid_specs_name_the_key(raw, match):
+    with pytest.raises(SpecError, match=match):
+        parse_spec(raw)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no spec file"):
+        load_spec(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(bad)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('name = "u"\n[data]\nsource = "nowhere.csv"\n')
+    with pytest.raises(SpecError, match="neither a file"):
+        run_spec(unknown, directory=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def _check_manifest(directory: Path) -> dict:
+    import hashlib
+
+    manifest = json.loads((directory / MANIFEST).read_text())
+    assert manifest["complete"] is True
+    on_disk = sorted(p.name for p in directory.iterdir() if p.name != MANIFEST)
+    assert sorted(manifest["files"]) == on_disk
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((directory / name).read_bytes()).hexdigest() == digest
+    return manifest
+
+
+def test_map_run_writes_reloadable_files_and_reproduces(tmp_path):
+    out = tmp_path / "faithful_map"
+    result = run_spec(MODELS / "faithful_map.toml", directory=out, progress=False)
+    assert result.directory == out and result.verdict is None
+    manifest = _check_manifest(out)
+    assert manifest["spec"]["method"] == "map"
+    assert (out / "components.png").read_bytes()[:8] == PNG_MAGIC
+    params = pd.read_csv(out / "parameters.csv", index_col="parameter")
+    assert len(params) == 12 and list(params.columns) == ["em", "map"]
+    em = GaussianMixture.load(out / "em.nc")
+    np.testing.assert_array_equal(
+        params.loc[["means[0,0]", "means[0,1]", "means[1,0]", "means[1,1]"], "em"],
+        em.means_.ravel(),
+    )
+    # Old Faithful EM: mclust's log-likelihood
+    assert "EM log-likelihood -1130.2641" in (out / "report.md").read_text()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        run_spec(MODELS / "faithful_map.toml", directory=out, progress=False)
+    run_spec(MODELS / "faithful_map.toml", directory=out, overwrite=True, progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "parameters.csv", index_col=0), params)
+    assert [p.name for p in tmp_path.iterdir()] == ["faithful_map"]  # no staging left over
+
+
+def test_nuts_run_files(tmp_path):
+    from bayesgmm import BayesGMM
+
+    out = tmp_path / "syn"
+    result = run_spec(MODELS / "synthetic_3_clusters.toml", directory=out, progress=False)
+    manifest = _check_manifest(out)
+    assert result.verdict == manifest["verdict"] == "agree"
+    for name in ("components.png", "responsibilities.png", "rank.png", "trace.png", "pair.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
+    table = pd.read_csv(out / "crosscheck.csv", index_col=0)
+    assert len(table) == 3 + 6 + 6 + 3  # weights, means, sds, correlations
+    summary = pd.read_csv(out / "summary.csv", index_col=0)
+    assert len(summary) == 3 + 6 + 6  # weights, means, sigmas
+    loaded = BayesGMM.load(out / "posterior.nc")
+    pd.testing.assert_frame_equal(
+        loaded.crosscheck_.table.rename_axis(None), table.rename_axis(None), check_names=False
+    )
+    # the known truth of the shipped data (make_mixture(300, 3, 2, separation=3, seed=0))
+    lo, hi = table["hdi_low"], table["hdi_high"]
+    truth_means = {"means[0,0]": -3.1108, "means[1,0]": -1.7309, "means[2,0]": 4.8417}
+    covered = [lo[k] <= v <= hi[k] for k, v in truth_means.items()]
+    assert sum(covered) >= 2
+
+
+def test_killed_run_leaves_nothing_that_looks_complete(tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bayesgmm",
+            "run",
+            str(MODELS / "synthetic_3_clusters.toml"),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".killed.partial-*")):
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert proc.poll() is None
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not out.exists()
+    (staging,) = tmp_path.glob(".killed.partial-*")
+    assert not (staging / MANIFEST).exists()
