@@ -169,3 +169,17 @@ def test_killed_run_leaves_nothing_that_looks_complete(tmp_path):
     assert not out.exists()
     (staging,) = tmp_path.glob(".killed.partial-*")
     assert not (staging / MANIFEST).exists()
+
+
+@pytest.mark.slow
+def test_nuts_run_reproduces_with_the_same_seed(tmp_path):
+    import xarray as xr
+
+    spec = MODELS / "synthetic_3_clusters.toml"
+    posteriors = []
+    for name in ("a", "b"):
+        run_spec(spec, directory=tmp_path / name, progress=False)
+        tree = xr.open_datatree(tmp_path / name / "posterior.nc", engine="h5netcdf")
+        posteriors.append(tree["posterior"].to_dataset().load())
+    for var in posteriors[0].data_vars:
+        np.testing.assert_array_equal(posteriors[0][var].values, posteriors[1][var].values)
