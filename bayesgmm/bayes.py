@@ -39,6 +39,10 @@ _FORMAT = "bayesgmm.BayesGMM/1"
 _SAMPLE_DIMS = ("chain", "draw")
 
 
+#: EM's covariance regularisation inside BayesGMM, relative to the smallest feature variance.
+RELATIVE_REG_COVAR = 1e-6
+
+
 def fit_point_estimates(
     X,
     n_components: int,
@@ -52,12 +56,21 @@ def fit_point_estimates(
 ) -> tuple[GaussianMixture, pm.Model, dict[str, np.ndarray]]:
     """EM (components sorted by ``order_feature``), the PyMC model, and its MAP from EM.
 
+    EM's ``reg_covar`` is ``RELATIVE_REG_COVAR`` (1e-6) times the smallest feature variance,
+    so the point estimate is invariant to the units of the data (scikit-learn's absolute
+    default of 1e-6 would swamp data whose variance is below about 1e-4).
+
     The first half of :meth:`BayesGMM.fit`, for when a point estimate is all you need.
     Returns the fitted ``GaussianMixture``, the ``pm.Model`` and the MAP values of every
     named model variable.
     """
+    data = check_data_matrix(X, min_samples=2)
     em = GaussianMixture(
-        n_components, covariance_type=covariance_type, n_init=em_n_init, random_state=em_seed
+        n_components,
+        covariance_type=covariance_type,
+        n_init=em_n_init,
+        reg_covar=RELATIVE_REG_COVAR * float(np.var(data, axis=0).min()),
+        random_state=em_seed,
     ).fit(X)
     if order_feature is not None:
         # EM's labels follow the model's ordering constraint, so that EM, MAP and
@@ -97,7 +110,8 @@ class BayesGMM(BaseEstimator):
     Attributes
     ----------
     em_ : GaussianMixture
-        The EM estimate that initialises the sampler and is checked against it.
+        The EM estimate that initialises the sampler and is checked against it (its
+        ``reg_covar`` is relative to the data scale: see :func:`fit_point_estimates`).
     map_ : dict
         MAP estimate: ``weights`` (K,), ``means`` (K, D), ``covariances`` (scikit-learn's
         shape for ``covariance_type``).

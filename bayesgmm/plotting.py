@@ -157,16 +157,21 @@ def plot_density(
     x = data[:, feature]
     pad = 0.1 * (x.max() - x.min())
     grid = np.linspace(x.min() - pad, x.max() + pad, n_grid)[:, None]
+    names = getattr(em, "feature_names_in_", None)
+    if names is not None:  # score with the feature names the estimator was fitted with
+        import pandas as pd
+
+        grid = pd.DataFrame(grid, columns=names)
+    grid_x = np.asarray(grid)[:, 0]
     ax.hist(x, bins=bins, density=True, color="0.8", edgecolor="0.6", label="data")
     if hasattr(model, "idata_"):
         dens = np.exp(model.log_density_draws(grid))
         low, high = np.quantile(dens, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
         ax.fill_between(
-            grid[:, 0], low, high, color="C1", alpha=0.3, lw=0, label=f"{prob:.0%} posterior band"
+            grid_x, low, high, color="C1", alpha=0.3, lw=0, label=f"{prob:.0%} posterior band"
         )
-        ax.plot(grid[:, 0], dens.mean(axis=0), color="C1", lw=2, label="posterior predictive")
-    ax.plot(grid[:, 0], np.exp(em.score_samples(grid)), "k--", lw=1, label="EM")
-    names = getattr(em, "feature_names_in_", None)
+        ax.plot(grid_x, dens.mean(axis=0), color="C1", lw=2, label="posterior predictive")
+    ax.plot(grid_x, np.exp(em.score_samples(grid)), "k--", lw=1, label="EM")
     ax.set(
         xlabel=str(names[feature]) if names is not None else f"feature {feature}",
         ylabel="density",
