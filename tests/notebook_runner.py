@@ -4,6 +4,7 @@ Each notebook's last code cell prints one line ``RESULTS {json}``; the tests ass
 """
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -13,13 +14,16 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def run_notebook(name: str, timeout: int = 900, env: dict | None = None) -> dict:
-    """Run ``notebooks/<name>`` in a fresh kernel (cwd = notebooks/); its RESULTS dict."""
+    """Run ``notebooks/<name>`` in a fresh kernel (cwd = notebooks/); its RESULTS dict.
+
+    ``env`` adds variables to the kernel's environment (the rest is inherited).
+    """
     path = NOTEBOOKS / name
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": NOTEBOOKS}}
     )
-    client.execute(env=env) if env else client.execute()
+    client.execute(env={**os.environ, **(env or {})})
     for cell in reversed(nb.cells):
         for out in cell.get("outputs", []):
             for line in out.get("text", "").splitlines():
