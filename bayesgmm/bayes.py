@@ -98,7 +98,10 @@ class BayesGMM(BaseEstimator):
         Prior overrides for :func:`bayesgmm.models.build_gmm_model` (data-scaled defaults).
     order_feature : int or None, default=0
         Feature whose component means are ordered (identifiability); None switches it off.
-    sampler : {'nutpie', 'pymc'}, default='nutpie'
+    sampler : {'nutpie', 'nutpie-pytensor', 'pymc'}, default='nutpie'
+        'nutpie' samples with the hand-written numba log-density of the model
+        (:mod:`bayesgmm.models.fast_logp`, no per-model compilation);
+        'nutpie-pytensor' switches that off and compiles the PyMC graph instead.
     chains, draws, tune : int, default 4, 1000, 1000
     em_n_init : int, default=5
         EM restarts for the initial estimate.

@@ -1,7 +1,12 @@
 """From a point estimate to a posterior: EM -> initial values -> MAP -> NUTS.
 
-nutpie is the default NUTS sampler (numba backend); PyMC's own sampler is the fallback
-when nutpie is not installed or cannot compile the model (a warning says so).
+nutpie is the default NUTS sampler.  For a model exactly as :func:`build_gmm_model` built it,
+``sampler="nutpie"`` runs on the hand-written numba log-density and gradient of
+:mod:`bayesgmm.models.fast_logp` (same density, same posterior variables; compiled once per
+machine, so no per-model compilation); any other model, or ``sampler="nutpie-pytensor"``,
+is compiled from its PyTensor graph with nutpie's numba backend.  PyMC's own sampler
+(``sampler="pymc"``) is the fallback when nutpie is not installed or cannot compile the
+model (a warning says so).
 
 Every chain starts at the MAP found from the EM estimate, without jitter. Mixture
 posteriors are multimodal; starting all chains in the mode that EM found keeps them out
@@ -18,7 +23,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-SAMPLERS = ("nutpie", "pymc")
+SAMPLERS = ("nutpie", "nutpie-pytensor", "pymc")
 
 
 def free_rv_point(model: pm.Model, point: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -58,19 +63,21 @@ def sample_nuts(
 ) -> xr.DataTree:
     """Run NUTS from ``initial_point`` (free RV values, constrained space).
 
+    ``sampler``: "nutpie" (the fused numba log-density when the model is an unmodified
+    :func:`build_gmm_model` model, else as "nutpie-pytensor"), "nutpie-pytensor" (nutpie on
+    the model's PyTensor graph, numba backend) or "pymc".
+
     Returns an ArviZ ``DataTree`` with ``posterior`` and ``sample_stats`` groups
     (warm-up draws are not kept).
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     start = free_rv_point(model, initial_point)
-    if sampler == "nutpie":
+    if sampler != "pymc":
         try:
             import nutpie
 
-            compiled = nutpie.compile_pymc_model(
-                model, initial_points=start, jitter_rvs=set(), backend="numba"
-            )
+            compiled = _compile_nutpie(model, start, fast=sampler == "nutpie")
         except Exception as err:
             warnings.warn(
                 f"nutpie could not compile the model ({type(err).__name__}: {err}); "
@@ -99,3 +106,15 @@ def sample_nuts(
         nuts_sampler="pymc",
         compute_convergence_checks=False,
     )
+
+
+def _compile_nutpie(model: pm.Model, start: dict[str, np.ndarray], *, fast: bool):
+    import nutpie
+
+    if fast:
+        from bayesgmm.fastnuts import compile_fast_gmm
+
+        compiled = compile_fast_gmm(model, start)
+        if compiled is not None:
+            return compiled
+    return nutpie.compile_pymc_model(model, initial_points=start, jitter_rvs=set(), backend="numba")
