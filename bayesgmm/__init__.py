@@ -26,7 +26,12 @@ from bayesgmm.mixture import DegenerateComponentWarning, GaussianMixture
 
 __version__ = "0.1.0"
 
-_LAZY = {"BayesGMM": "bayesgmm.bayes", "build_gmm_model": "bayesgmm.models.gmm"}
+_LAZY = {
+    "BayesGMM": "bayesgmm.bayes",
+    "build_gmm_model": "bayesgmm.models.gmm",
+    "MPMA": "bayesgmm.mpma.estimator",
+    "build_mpma_model": "bayesgmm.mpma.model",
+}
 
 __all__ = [
     "BayesGMM",

@@ -1,0 +1,292 @@
+"""MAP-EM vs NUTS cross-check of MPMA on a ratings subsample.
+
+The compared scalars are the ones every labelling of the posterior shares: the mixture
+weights ``weights[c]`` and the noise sds ``sigmas[c]`` (the factors are identified only up
+to rotation, so they are not compared). The three components are structurally different
+(global, user-local, item-local), so there is no label switching to undo. Summaries,
+sampler diagnostics and the verdict rules (agree / disagree / sampler trouble /
+ambiguous, and their thresholds) are those of :mod:`bayesgmm.crosscheck`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesgmm.crosscheck import (
+    BFMI_MIN,
+    ESS_BULK_MIN,
+    RHAT_MAX,
+    TREEDEPTH_MAX_FRAC,
+    VERDICTS,
+    WEIGHT_FLOOR,
+    WEIGHT_FLOOR_MASS,
+    Z_MAX,
+    _diagnostics_line,
+    _format_table,
+    _group,
+    _judge,
+    _summaries,
+    sampler_diagnostics,
+)
+from bayesgmm.relabel import COMPONENT_DIM, MODE_THRESHOLD, SAMPLE_DIMS, LabelReport, detect_modes
+
+__all__ = ["MPMACrossCheck", "crosscheck_mpma", "densest_subsample", "reporting_values"]
+
+REPORTED = ("weights", "sigmas")
+
+
+def densest_subsample(ratings: pd.DataFrame, n_users: int, n_items: int) -> pd.DataFrame:
+    """Ratings among the ``n_users`` users and ``n_items`` items with the most ratings.
+
+    Ties are broken by id, so the subsample is deterministic.
+    """
+    users = ratings["user"].value_counts().sort_index(kind="stable")
+    items = ratings["item"].value_counts().sort_index(kind="stable")
+    top_users = users.sort_values(ascending=False, kind="stable").index[:n_users]
+    top_items = items.sort_values(ascending=False, kind="stable").index[:n_items]
+    keep = ratings["user"].isin(top_users) & ratings["item"].isin(top_items)
+    return ratings.loc[keep].reset_index(drop=True)
+
+
+def reporting_values(
+    weights: np.ndarray, sigmas: np.ndarray, components: tuple[str, ...]
+) -> tuple[list[str], np.ndarray]:
+    """Labels ``weights[c]``, ``sigmas[c]`` and values (..., 2 n_components)."""
+    labels = [f"{name}[{c}]" for name in REPORTED for c in components]
+    return labels, np.concatenate([np.asarray(weights), np.asarray(sigmas)], axis=-1)
+
+
+def _identity_labels(n_chains: int, n_draws: int, n_components: int) -> LabelReport:
+    """The label report of a posterior without label switching (distinct components)."""
+    perms = np.broadcast_to(np.arange(n_components), (n_chains, n_draws, n_components))
+    return LabelReport(
+        permutations=xr.DataArray(perms, dims=(*SAMPLE_DIMS, COMPONENT_DIM)),
+        chain_permutations=[tuple(range(n_components))] * n_chains,
+        switched_fraction=np.zeros(n_chains),
+        within_chain_fraction=np.zeros(n_chains),
+        pure_fraction=np.ones(n_chains),
+        mean_match_cost=np.zeros(n_chains),
+        between_chain_switch=False,
+        within_chain_switch=False,
+        is_pure_permutation=True,
+    )
+
+
+@dataclass
+class MPMACrossCheck:
+    """Result of :func:`crosscheck_mpma`.
+
+    Attributes
+    ----------
+    verdict : {"agree", "disagree", "sampler trouble", "ambiguous"}
+    reasons : list of str
+        Every finding, most severe first, tagged as in :class:`bayesgmm.crosscheck.CrossCheck`.
+    table : pandas.DataFrame
+        One row per parameter (``weights[c]``, ``sigmas[c]``): em, map, mean, sd, hdi_low,
+        hdi_high, z, mcse_mean, r_hat, ess_bulk, ess_tail.
+    diagnostics : dict
+        :func:`bayesgmm.crosscheck.sampler_diagnostics` of the draws.
+    components : tuple of str
+    hdi_prob : float
+    """
+
+    verdict: str
+    reasons: list[str]
+    table: pd.DataFrame
+    diagnostics: dict[str, Any]
+    components: tuple[str, ...]
+    hdi_prob: float = 0.94
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def to_text(self) -> str:
+        """Readable report: verdict, reasons, sampler diagnostics, then the table."""
+        dg = self.diagnostics
+        pct = f"{100 * self.hdi_prob:g}%"
+        return "\n".join(
+            [
+                f"MAP-EM vs posterior cross-check (MPMA): {self.verdict.upper()}",
+                f"(components {', '.join(self.components)}; {dg['n_chains']} chains x "
+                f"{dg['n_draws']} draws, {len(self.table)} parameters)",
+                "",
+                "Reasons:",
+                *(f"  - {r}" for r in self.reasons),
+                "",
+                "Sampler:",
+                f"  {_diagnostics_line(dg)}",
+                "",
+                f"Table (hdi = {pct} highest density interval, z = (em - mean) / sd):",
+                _format_table(self.table),
+            ]
+        )
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def crosscheck_mpma(
+    idata: xr.DataTree,
+    em: Any,
+    map_estimate: dict[str, np.ndarray] | None = None,
+    *,
+    hdi_prob: float = 0.94,
+    z_max: float = Z_MAX,
+    rhat_max: float = RHAT_MAX,
+    ess_bulk_min: float = ESS_BULK_MIN,
+    bfmi_min: float = BFMI_MIN,
+    treedepth_max_frac: float = TREEDEPTH_MAX_FRAC,
+    weight_floor: float = WEIGHT_FLOOR,
+    weight_floor_mass: float = WEIGHT_FLOOR_MASS,
+    mode_threshold: float = MODE_THRESHOLD,
+) -> MPMACrossCheck:
+    """Compare an MPMA MAP-EM fit with posterior draws of :func:`build_mpma_model`.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        ``posterior`` with ``weights`` and ``sigmas`` (chain, draw, component), ideally
+        ``sample_stats``.
+    em : fitted MPMA (or any object with ``weights_``, ``sigmas_``, ``components_``)
+    map_estimate : dict, optional
+        ``weights`` and ``sigmas`` of a second point estimate (e.g. ``pm.find_MAP``),
+        shown in the ``map`` column and not judged.
+    hdi_prob, z_max, rhat_max, ess_bulk_min, bfmi_min, treedepth_max_frac, weight_floor,
+    weight_floor_mass, mode_threshold : float
+        As in :func:`bayesgmm.crosscheck.crosscheck`.
+    """
+    posterior = _group(idata, "posterior")
+    if posterior is None or any(name not in posterior for name in REPORTED):
+        raise ValueError("idata needs a posterior group with 'weights' and 'sigmas'")
+    components = tuple(em.components_)
+    w = posterior["weights"].transpose(*SAMPLE_DIMS, COMPONENT_DIM)
+    s = posterior["sigmas"].transpose(*SAMPLE_DIMS, COMPONENT_DIM)
+    names, draws = reporting_values(w.values, s.values, components)
+    table = _summaries(names, draws, hdi_prob)
+    table.insert(0, "em", reporting_values(em.weights_, em.sigmas_, components)[1])
+    map_values = (
+        reporting_values(map_estimate["weights"], map_estimate["sigmas"], components)[1]
+        if map_estimate is not None
+        else np.nan
+    )
+    table.insert(1, "map", map_values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (table["em"] - table["mean"]) / table["sd"]
+    table.insert(table.columns.get_loc("hdi_high") + 1, "z", z)
+
+    diag = sampler_diagnostics(idata)
+    flat = xr.DataArray(draws, dims=(*SAMPLE_DIMS, "parameter"), coords={"parameter": names})
+    modes = detect_modes(flat, threshold=mode_threshold)
+    thresholds = {
+        "z_max": z_max,
+        "rhat_max": rhat_max,
+        "ess_bulk_min": ess_bulk_min,
+        "bfmi_min": bfmi_min,
+        "treedepth_max_frac": treedepth_max_frac,
+        "weight_floor": weight_floor,
+        "weight_floor_mass": weight_floor_mass,
+        "mode_threshold": mode_threshold,
+        "purity_threshold": 1.0,
+        "switch_max": 1.0,
+    }
+    labels = _identity_labels(*draws.shape[:2], len(components))
+    findings = _judge(table, diag, labels, modes, {"weights": w}, thresholds)
+    verdict = max(
+        (cat for cat, _ in findings if cat in VERDICTS), key=VERDICTS.index, default="agree"
+    )
+    reasons = [f"[{cat}] {msg}" for cat, msg in findings]
+    if verdict == "agree":
+        absz = table["z"].abs()
+        reasons.insert(
+            0,
+            f"[agree] all {len(table)} parameters within {z_max:g} posterior sd of MAP-EM "
+            f"(max |z| = {absz.max():.2f} at {absz.idxmax()}); no sampler problem; one mode",
+        )
+    return MPMACrossCheck(verdict, reasons, table, diag, components, hdi_prob, thresholds)
+
+
+@dataclass
+class SubsampleCheck:
+    """Everything :func:`crosscheck_subsample` computed.
+
+    Attributes
+    ----------
+    estimator : MPMA
+        The MAP-EM fit on the subsample.
+    map_estimate : dict
+        ``pm.find_MAP`` started at MAP-EM (every variable, deterministics included).
+    idata : xarray.DataTree
+        The NUTS draws.
+    report : MPMACrossCheck
+    """
+
+    estimator: Any
+    map_estimate: dict[str, np.ndarray]
+    idata: xr.DataTree
+    report: MPMACrossCheck
+
+
+def crosscheck_subsample(
+    ratings: pd.DataFrame,
+    *,
+    n_factors: int = 2,
+    n_user_groups: int = 2,
+    n_item_groups: int = 2,
+    priors=None,
+    chains: int = 4,
+    draws: int = 1000,
+    tune: int = 1000,
+    sampler: str = "nutpie",
+    seed: int = 0,
+    progressbar: bool = False,
+) -> SubsampleCheck:
+    """MAP-EM, ``pm.find_MAP`` and NUTS on ``ratings`` (a subsample), then the cross-check.
+
+    MAP-EM runs with ``refine_factors=True`` (the joint posterior mode) to convergence;
+    find_MAP and every NUTS chain start from it (see :mod:`bayesgmm.inference`). The user
+    and item groups are those MAP-EM found, held fixed in the PyMC model.
+    """
+    from bayesgmm.inference import find_map, sample_nuts
+    from bayesgmm.mpma.estimator import MPMA
+    from bayesgmm.mpma.model import build_mpma_model, initial_values_from_em
+
+    est = MPMA(
+        n_factors,
+        n_user_groups=n_user_groups,
+        n_item_groups=n_item_groups,
+        priors=priors,
+        max_iter=2000,
+        tol=1e-9,
+        refine_factors=True,
+        random_state=seed,
+    ).fit(ratings)
+    model = build_mpma_model(
+        est.train_users_,
+        est.train_items_,
+        np.asarray(ratings["rating"], dtype=np.float64),
+        len(est.user_ids_),
+        len(est.item_ids_),
+        est.user_groups_,
+        est.item_groups_,
+        components=est.components_,
+        n_factors=n_factors,
+        priors=est.priors_,
+        use_bias=est.use_bias,
+    )
+    start = initial_values_from_em(est._state(), est.use_bias, est.priors_.sigma_min)
+    map_estimate = find_map(model, start, seed=seed)
+    idata = sample_nuts(
+        model,
+        map_estimate,
+        sampler=sampler,
+        chains=chains,
+        draws=draws,
+        tune=tune,
+        seed=seed,
+        progressbar=progressbar,
+    )
+    report = crosscheck_mpma(idata, est, map_estimate)
+    return SubsampleCheck(est, map_estimate, idata, report)

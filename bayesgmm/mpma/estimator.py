@@ -1,0 +1,365 @@
+"""``MPMA``: mixture probabilistic matrix approximation, a scikit-learn style estimator.
+
+Chen, Li, Lv, Yan, Chu and Shang (2016), "MPMA: Mixture probabilistic matrix approximation
+for collaborative filtering", IJCAI. The model and the MAP-EM fit are in
+:mod:`bayesgmm.mpma.em`; the same posterior as a PyMC model in :mod:`bayesgmm.mpma.model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from os import PathLike
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from bayesgmm._validation import check_positive_int
+from bayesgmm.mpma.data import check_rating_scale, encode, validate_ratings
+from bayesgmm.mpma.em import (
+    COMPONENTS,
+    MPMAPriors,
+    MPMAState,
+    component_index,
+    component_means,
+    e_step,
+    fit_map_em,
+)
+
+__all__ = ["MPMA", "mae", "resolve_priors", "rmse"]
+
+
+def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Root mean squared error of two arrays of shape (N,)."""
+    diff = np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float)
+    return float(np.sqrt(np.mean(diff**2)))
+
+
+def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean absolute error of two arrays of shape (N,)."""
+    return float(np.mean(np.abs(np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float))))
+
+
+def resolve_priors(priors: MPMAPriors | Mapping | None) -> MPMAPriors:
+    """``MPMAPriors`` from None (defaults), a dict of fields, or an instance."""
+    if priors is None:
+        return MPMAPriors()
+    if isinstance(priors, MPMAPriors):
+        return priors
+    if isinstance(priors, Mapping):
+        unknown = set(priors) - {f.name for f in dataclasses.fields(MPMAPriors)}
+        if unknown:
+            raise ValueError(
+                f"unknown prior field(s) {sorted(unknown)}; valid: "
+                f"{[f.name for f in dataclasses.fields(MPMAPriors)]}"
+            )
+        return MPMAPriors(**priors)
+    raise ValueError(f"priors must be None, a dict or MPMAPriors, got {type(priors).__name__}")
+
+
+class MPMA(BaseEstimator):
+    """Mixture probabilistic matrix approximation fitted by MAP-EM.
+
+    Each rating is drawn from a mixture of three Gaussians whose means are a global
+    factorisation, a user-local one (factors learned on the sub-matrix of the user's
+    group) and an item-local one; the component of each rating is marginalised. See
+    :mod:`bayesgmm.mpma.em` for the model and the priors.
+
+    Parameters
+    ----------
+    n_factors : int, default=10
+        Rank of every component's factorisation (>= 0).
+    n_user_groups, n_item_groups : int, default=2
+        Number of k-means groups of users (items) on the global factors (>= 1).
+    components : tuple of str, default=("global", "user", "item")
+        Active components, in that order; "global" is required (it initialises the
+        others and predicts for unseen users/items). ``("global",)`` is PMF.
+    use_bias : bool, default=True
+        Give each component user and item biases (an extension of Chen et al., whose
+        components are pure factorisations ``U_i . V_j`` plus an offset).
+    priors : dict, MPMAPriors or None, default=None
+        Prior hyperparameters; None uses :class:`~bayesgmm.mpma.em.MPMAPriors` defaults.
+    rating_scale : (float, float), default=(1.0, 5.0)
+        Allowed ratings; predictions are clipped to it.
+    n_warmup : int, default=15
+        Iterations of the global warm-up and of each local component's separate fit.
+    max_iter : int, default=50
+        Maximum joint MAP-EM iterations (for a global-only model: PMF iterations).
+    tol : float, default=1e-5
+        Convergence threshold on the change of the log posterior per rating.
+    refine_factors : bool, default=False
+        False (Chen et al.'s procedure): each component's factors are its MAP fitted alone
+        on its (sub-)matrices, and the mixture stage fits ``pi`` and ``sigma`` by MAP-EM.
+        True: the mixture stage updates every component's factors too (weighted ALS), so
+        the fit is the joint posterior mode. The joint mode lets components specialise on
+        the ratings they already explain best, which raises the log posterior but makes
+        the mixture mean a worse predictor of held-out ratings (see the benchmark).
+    random_state : int or None, default=None
+
+    Attributes
+    ----------
+    components_ : tuple of str
+        Names of the fitted components, in the order of ``weights_``.
+    user_ids_, item_ids_ : ndarray of shape (n_users,), (n_items,)
+        Ids seen in ``fit``, sorted.
+    user_groups_, item_groups_ : ndarray of shape (n_users,), (n_items,), int64
+    weights_ : ndarray of shape (n_components,)
+        Mixture weights ``pi``.
+    sigmas_ : ndarray of shape (n_components,)
+        Per-component noise sd (rating units).
+    factors_ : list of Factors
+        Per component: offset, row/column biases and factors (see :mod:`~.em` layouts).
+    trace_ : ndarray
+        Log posterior per joint MAP-EM iteration (the warm-up trace for PMF).
+    warmup_trace_ : ndarray
+        Log posterior per iteration of the global warm-up.
+    converged_ : bool
+    n_iter_ : int
+    fit_time_ : float
+        Wall time of ``fit`` in seconds.
+    priors_ : MPMAPriors
+    train_users_, train_items_ : ndarray of shape (N,), int64
+        Encoded (user, item) of the training ratings (``recommend`` leaves them out).
+    """
+
+    def __init__(
+        self,
+        n_factors: int = 10,
+        *,
+        n_user_groups: int = 2,
+        n_item_groups: int = 2,
+        components: tuple[str, ...] = COMPONENTS,
+        use_bias: bool = True,
+        priors: MPMAPriors | Mapping | None = None,
+        rating_scale: tuple[float, float] = (1.0, 5.0),
+        n_warmup: int = 15,
+        max_iter: int = 50,
+        tol: float = 1e-5,
+        refine_factors: bool = False,
+        random_state: int | None = None,
+    ):
+        self.n_factors = n_factors
+        self.n_user_groups = n_user_groups
+        self.n_item_groups = n_item_groups
+        self.components = components
+        self.use_bias = use_bias
+        self.priors = priors
+        self.rating_scale = rating_scale
+        self.n_warmup = n_warmup
+        self.max_iter = max_iter
+        self.tol = tol
+        self.refine_factors = refine_factors
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> tuple[str, ...]:
+        components = tuple(self.components)
+        if not components or "global" not in components:
+            raise ValueError(
+                f"components must include 'global', got {components!r}: it initialises the "
+                "local components and predicts for unseen users and items"
+            )
+        if any(c not in COMPONENTS for c in components) or list(components) != sorted(
+            set(components), key=COMPONENTS.index
+        ):
+            raise ValueError(
+                f"components must be distinct names from {COMPONENTS} in that order, "
+                f"got {components!r}"
+            )
+        check_positive_int(self.n_factors, "n_factors", minimum=0)
+        check_positive_int(self.n_user_groups, "n_user_groups")
+        check_positive_int(self.n_item_groups, "n_item_groups")
+        check_positive_int(self.max_iter, "max_iter")
+        check_positive_int(self.n_warmup, "n_warmup", minimum=0)
+        if not self.tol >= 0:
+            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        check_rating_scale(self.rating_scale)
+        return components
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, data, items=None, ratings=None) -> MPMA:
+        """Fit by MAP-EM.
+
+        Parameters
+        ----------
+        data : DataFrame with columns user, item, rating; or array-like of user ids (N,)
+        items, ratings : array-like of shape (N,), optional
+            Item ids and ratings, when ``data`` holds the user ids.
+
+        Returns
+        -------
+        self
+        """
+        components = self._check_params()
+        priors = resolve_priors(self.priors)
+        encoded = encode(validate_ratings(data, items, ratings, rating_scale=self.rating_scale))
+        start = time.perf_counter()
+        fit = fit_map_em(
+            encoded.users,
+            encoded.items,
+            encoded.ratings,
+            len(encoded.user_ids),
+            len(encoded.item_ids),
+            components=components,
+            n_factors=int(self.n_factors),
+            n_user_groups=int(self.n_user_groups),
+            n_item_groups=int(self.n_item_groups),
+            priors=priors,
+            use_bias=bool(self.use_bias),
+            n_warmup=int(self.n_warmup),
+            max_iter=int(self.max_iter),
+            tol=float(self.tol),
+            refine_factors=bool(self.refine_factors),
+            seed=self.random_state,
+        )
+        self.fit_time_ = time.perf_counter() - start
+        self.components_ = components
+        self.user_ids_, self.item_ids_ = encoded.user_ids, encoded.item_ids
+        self.user_groups_, self.item_groups_ = fit.user_groups, fit.item_groups
+        self.weights_, self.sigmas_ = fit.state.weights, fit.state.sigmas
+        self.factors_ = fit.state.factors
+        self.trace_ = np.asarray(fit.trace if fit.trace else fit.warmup_trace)
+        self.warmup_trace_ = np.asarray(fit.warmup_trace)
+        self.converged_ = fit.converged
+        self.n_iter_ = len(self.trace_) - 1
+        self.priors_ = priors
+        self.train_users_, self.train_items_ = encoded.users, encoded.items
+        return self
+
+    # ----------------------------------------------------------------- predict
+    def _state(self) -> MPMAState:
+        return MPMAState(self.components_, self.weights_, self.sigmas_, self.factors_)
+
+    def _encode_pairs(self, user, item) -> tuple[np.ndarray, np.ndarray]:
+        user, item = np.atleast_1d(np.asarray(user)), np.atleast_1d(np.asarray(item))
+        if user.ndim != 1 or user.shape != item.shape:
+            raise ValueError(
+                f"user and item must be 1-D of the same length, got {user.shape}, {item.shape}"
+            )
+        return (
+            pd.Index(self.user_ids_).get_indexer(user),
+            pd.Index(self.item_ids_).get_indexer(item),
+        )
+
+    def component_means(self, user, item) -> np.ndarray:
+        """Mean of every component for known (user, item) pairs, shape (N, n_components).
+
+        Raises ValueError if a user or item was not seen in ``fit``.
+        """
+        check_is_fitted(self)
+        u, i = self._encode_pairs(user, item)
+        if np.any(u < 0) or np.any(i < 0):
+            raise ValueError("component_means needs users and items seen in fit")
+        return self._component_means(u, i)
+
+    def _component_means(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        n_users, n_items = len(self.user_ids_), len(self.item_ids_)
+        index = [
+            component_index(c, u, i, n_users, n_items, self.user_groups_, self.item_groups_)
+            for c in self.components_
+        ]
+        return component_means(self._state(), index)
+
+    def predict(self, user, item) -> np.ndarray:
+        """Predicted ratings ``sum_c pi_c mu_c(user, item)``, clipped to ``rating_scale``.
+
+        Parameters
+        ----------
+        user, item : array-like of shape (N,) (or scalars)
+            Ids as given to ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (N,)
+
+        Notes
+        -----
+        An unseen user or item has no group and no fitted factors; its prediction falls
+        back to the global component with the unseen entity at its prior mean (zero bias
+        and factors): ``offset + item bias`` for an unseen user, ``offset + user bias``
+        for an unseen item, ``offset`` when both are unseen.
+        """
+        check_is_fitted(self)
+        u, i = self._encode_pairs(user, item)
+        known = (u >= 0) & (i >= 0)
+        out = np.empty(u.shape[0])
+        out[known] = self._component_means(u[known], i[known]) @ self.weights_
+        glob = self.factors_[0]
+        fallback = np.full(int((~known).sum()), glob.offset)
+        fallback += np.where(u[~known] >= 0, glob.row_bias[u[~known]], 0.0)
+        fallback += np.where(i[~known] >= 0, glob.col_bias[i[~known]], 0.0)
+        out[~known] = fallback
+        return np.clip(out, *check_rating_scale(self.rating_scale))
+
+    def predict_proba_components(self, data, items=None, ratings=None) -> np.ndarray:
+        """Responsibilities ``p(component | rating)`` of known ratings, shape (N, n_components)."""
+        check_is_fitted(self)
+        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale)
+        means = self.component_means(frame["user"].to_numpy(), frame["item"].to_numpy())
+        resp, _ = e_step(frame["rating"].to_numpy(), means, self.weights_, self.sigmas_)
+        return resp
+
+    def recommend(self, user, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
+        """The ``n`` items with the highest predicted rating for ``user``.
+
+        Parameters
+        ----------
+        user : a user id seen in ``fit``
+        n : int, default=10
+        exclude_rated : bool, default=True
+            Leave out the items the user rated in the training data.
+
+        Returns
+        -------
+        DataFrame with columns ``item`` and ``predicted_rating``, best first.
+        """
+        check_is_fitted(self)
+        check_positive_int(n, "n")
+        u = pd.Index(self.user_ids_).get_indexer([user])[0]
+        if u < 0:
+            raise ValueError(f"user {user!r} was not seen in fit; recommend needs a known user")
+        candidates = np.arange(len(self.item_ids_))
+        if exclude_rated:
+            rated = self.train_items_[self.train_users_ == u]
+            candidates = np.setdiff1d(candidates, rated)
+        scores = self._component_means(np.full(candidates.shape, u), candidates) @ self.weights_
+        scores = np.clip(scores, *check_rating_scale(self.rating_scale))
+        top = np.argsort(-scores, kind="stable")[:n]
+        return pd.DataFrame(
+            {"item": self.item_ids_[candidates[top]], "predicted_rating": scores[top]}
+        )
+
+    # ----------------------------------------------------------------- scoring
+    def _truth_and_prediction(self, data, items, ratings) -> tuple[np.ndarray, np.ndarray]:
+        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale)
+        pred = self.predict(frame["user"].to_numpy(), frame["item"].to_numpy())
+        return frame["rating"].to_numpy(), pred
+
+    def rmse(self, data, items=None, ratings=None) -> float:
+        """Root mean squared error of the predictions on held-out ratings."""
+        return rmse(*self._truth_and_prediction(data, items, ratings))
+
+    def mae(self, data, items=None, ratings=None) -> float:
+        """Mean absolute error of the predictions on held-out ratings."""
+        return mae(*self._truth_and_prediction(data, items, ratings))
+
+    def score(self, data, items=None, ratings=None) -> float:
+        """Negative RMSE (higher is better, as scikit-learn's model selection expects)."""
+        return -self.rmse(data, items, ratings)
+
+    # --------------------------------------------------------------- save/load
+    def save(self, path: str | PathLike) -> None:
+        """Write the fitted model to ``path`` (netCDF, h5netcdf engine); exact round trip."""
+        from bayesgmm.mpma.persistence import save_mpma
+
+        save_mpma(self, path)
+
+    @classmethod
+    def load(cls, path: str | PathLike) -> MPMA:
+        """Read a model written by :meth:`save`."""
+        from bayesgmm.mpma.persistence import load_mpma
+
+        return load_mpma(path)
