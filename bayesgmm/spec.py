@@ -22,6 +22,7 @@ Schema (every key is optional unless marked required; defaults in brackets)::
     [model.priors]                    # gmm: weights_alpha, means_mu, means_sigma,
                                       # sigma_scale, lkj_eta [data-scaled defaults]
     [model.options]                   # mpma: keyword arguments of bayesgmm.mpma.MPMA
+                                      # (model.priors: fields of bayesgmm.mpma.MPMAPriors)
 
     [inference]
     method = "nuts"                   # "em" | "map" | "nuts" ["nuts"]
@@ -30,6 +31,10 @@ Schema (every key is optional unless marked required; defaults in brackets)::
     tune = 1000                       # [1000]
     seed = 1                          # [0]
     em_n_init = 5                     # [5]
+    holdout = 0.2                     # mpma: fraction of ratings held out for RMSE [0.2]
+    subsample = [150, 200]            # mpma + nuts: densest users x items cross-checked
+                                      # by NUTS [[150, 200]]
+    subsample_factors = 2             # mpma + nuts: factors of the subsample model [2]
 
     [output]
     directory = "runs/faithful"       # relative to the working directory [runs/<name>]
@@ -52,6 +57,7 @@ FAMILIES = ("gmm", "mpma")
 METHODS = ("em", "map", "nuts")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 SELECT = ("loo", "bic")
+MPMA_INFERENCE_KEYS = ("holdout", "subsample", "subsample_factors")
 GMM_PRIOR_KEYS = ("weights_alpha", "means_mu", "means_sigma", "sigma_scale", "lkj_eta")
 _TABLES = {
     "": ("name", "description", "data", "model", "inference", "output"),
@@ -65,7 +71,17 @@ _TABLES = {
         "priors",
         "options",
     ),
-    "inference": ("method", "chains", "draws", "tune", "seed", "em_n_init"),
+    "inference": (
+        "method",
+        "chains",
+        "draws",
+        "tune",
+        "seed",
+        "em_n_init",
+        "holdout",
+        "subsample",
+        "subsample_factors",
+    ),
     "output": ("directory", "figures"),
 }
 
@@ -96,6 +112,9 @@ class Spec:
     tune: int = 1000
     seed: int = 0
     em_n_init: int = 5
+    holdout: float = 0.2
+    subsample: tuple[int, int] = (150, 200)
+    subsample_factors: int = 2
     directory: Path = Path("runs")
     figures: bool = True
     origin: Path | None = None  # the spec file, if read from one
@@ -198,11 +217,22 @@ def parse_spec(raw: dict, origin: Path | None = None) -> Spec:
     if family == "gmm" and options:
         raise SpecError("model.options is for family = 'mpma'; gmm settings have their own keys")
 
+    mpma_keys = [key for key in MPMA_INFERENCE_KEYS if key in inference]
+    if family == "gmm" and mpma_keys:
+        raise SpecError(f"inference.{mpma_keys[0]} is for family = 'mpma'")
+    holdout = inference.get("holdout", 0.2)
+    if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout < 1:
+        raise SpecError(f"inference.holdout = {holdout!r} must be a number in [0, 1)")
+    subsample = inference.get("subsample", [150, 200])
+    if not isinstance(subsample, list) or len(subsample) != 2:
+        raise SpecError(f"inference.subsample = {subsample!r} must be [n_users, n_items]")
+    subsample = tuple(_int(v, "inference.subsample", 2) for v in subsample)
+
     out_dir = output.get("directory", f"runs/{name}")
     figures = output.get("figures", True)
     if not isinstance(figures, bool):
         raise SpecError(f"output.figures = {figures!r} must be true or false")
-    return Spec(
+    spec = Spec(
         name=name,
         description=str(raw.get("description", "")),
         source=source,
@@ -223,10 +253,20 @@ def parse_spec(raw: dict, origin: Path | None = None) -> Spec:
         tune=_int(inference.get("tune", 1000), "inference.tune", 0),
         seed=_int(inference.get("seed", 0), "inference.seed", 0),
         em_n_init=_int(inference.get("em_n_init", 5), "inference.em_n_init", 1),
+        holdout=float(holdout),
+        subsample=subsample,
+        subsample_factors=_int(
+            inference.get("subsample_factors", 2), "inference.subsample_factors", 0
+        ),
         directory=Path(_str(out_dir, "output.directory")),
         figures=figures,
         origin=origin,
     )
+    if family == "mpma":
+        from bayesgmm.mpma.run import check_mpma_spec
+
+        check_mpma_spec(spec)
+    return spec
 
 
 def load_spec(path: str | Path) -> Spec:

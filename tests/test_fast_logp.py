@@ -79,7 +79,7 @@ def plain_mixture_logp(X, priors, k):
     on constrained values (no transforms)."""
     d = X.shape[1]
     with pm.Model() as plain:
-        w = pm.Dirichlet("weights", a=priors["weights_alpha"], default_transform=None)
+        w = pm.Dirichlet("weights", a=np.full(k, priors["weights_alpha"]), default_transform=None)
         mu = pm.Normal("means", priors["means_mu"], priors["means_sigma"], shape=(k, d))
         chols = [
             pm.LKJCholeskyCov(
@@ -93,7 +93,7 @@ def plain_mixture_logp(X, priors, k):
             for c in range(k)
         ]
         comps = [
-            pm.MvNormal.dist(mu[c], chol=pm.expand_packed_triangular(d, chols[c])) for c in range(k)
+            pm.MvNormal.dist(mu[c], chol=pm.math.expand_packed_triangular(d, chols[c])) for c in range(k)
         ]
         pm.Mixture("x", w=w, comp_dists=comps, observed=X)
     return plain.compile_logp(jacobian=False)
