@@ -153,7 +153,7 @@ def _nutpie_run(compiled, chains, draws, tune, seed, t0, means, sigmas) -> Run:
         save_warmup=True,
     )
     t2 = time.perf_counter()
-    post = trace["posterior"].to_dataset().isel(draw=slice(tune, None))
+    post = trace["posterior"].to_dataset()  # warm-up draws are in "warmup_posterior"
     n_grad = int(trace["sample_stats"]["n_steps"].sum()) + int(
         trace["warmup_sample_stats"]["n_steps"].sum()
     )
@@ -225,14 +225,19 @@ def run_pymc(case, start, chains, draws, tune, seed, nutpie_backend=False) -> Ru
             tune=tune,
             chains=chains,
             initvals=init,
+            init="adapt_diag",  # start at the EM estimate, as every other sampler does
+            cores=min(chains, os.cpu_count() or 1),
             random_seed=seed,
             progressbar=False,
             discard_tuned_samples=False,
             compute_convergence_checks=False,
+            nuts_sampler="pymc",  # PyMC >= 6 would pick nutpie when it is installed
         )
     t2 = time.perf_counter()
-    post = idata["posterior"].to_dataset().isel(draw=slice(tune, None))
-    n_grad = int(idata["sample_stats"]["n_steps"].sum())
+    post = idata["posterior"].to_dataset()  # warm-up draws are in "warmup_posterior"
+    n_grad = int(idata["sample_stats"]["n_steps"].sum()) + int(
+        idata["warmup_sample_stats"]["n_steps"].sum()
+    )
     return Run(
         post["weights"].values, post["means"].values, _sigmas(post, ""), n_grad, t1 - t0, t2 - t1
     )
@@ -279,6 +284,8 @@ def run_numpyro(case, start, chains, draws, tune, seed) -> Run:
         "sigmas": start["sigmas"],
         "chol_corr": start["chol_corr"],
     }
+    # jax arrays: numpyro's transforms index the values with traced indices
+    init = {name: jnp.asarray(value) for name, value in init.items()}
     t0 = time.perf_counter()
     kernel = NUTS(model, init_strategy=init_to_value(values=init))
     chain_method = "parallel" if jax.local_device_count() >= chains else "vectorized"
