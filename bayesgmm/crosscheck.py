@@ -569,6 +569,50 @@ def _summaries(labels: list[str], draws: np.ndarray, hdi_prob: float) -> pd.Data
     )
 
 
+def point_vs_posterior_table(
+    labels: list[str],
+    draws: np.ndarray,
+    em_values: np.ndarray,
+    map_values: np.ndarray | float,
+    hdi_prob: float,
+) -> pd.DataFrame:
+    """Summaries of ``draws`` (chain, draw, parameter) with the point estimates beside them:
+    columns em, map, the :func:`_summaries` columns, and z = (em - mean) / sd after hdi_high."""
+    table = _summaries(labels, draws, hdi_prob)
+    table.insert(0, "em", em_values)
+    table.insert(1, "map", map_values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (table["em"] - table["mean"]) / table["sd"]
+    table.insert(table.columns.get_loc("hdi_high") + 1, "z", z)
+    return table
+
+
+def verdict_from_findings(
+    findings: list[tuple[str, str]],
+    table: pd.DataFrame,
+    z_max: float,
+    estimate: str,
+    agree_note: str,
+) -> tuple[str, list[str]]:
+    """The most severe verdict among ``findings`` ("agree" if none) and the tagged reasons;
+    an agreement is explained first (the largest |z| of the point ``estimate`` and
+    ``agree_note``)."""
+    verdict = max(
+        (cat for cat, _ in findings if cat in VERDICTS), key=VERDICTS.index, default="agree"
+    )
+    reasons = [f"[{cat}] {msg}" for cat, msg in findings]
+    if verdict == "agree":
+        absz = table["z"].abs()
+        top = absz.idxmax() if absz.notna().any() else None
+        reasons.insert(
+            0,
+            f"[agree] all {len(table)} parameters within {z_max:g} posterior sd of {estimate} "
+            + (f"(max |z| = {absz[top]:.2f} at {top})" if top is not None else "")
+            + f"; {agree_note}",
+        )
+    return verdict, reasons
+
+
 def crosscheck(
     idata: xr.DataTree | Mapping[str, xr.Dataset],
     em: Mapping[str, Any] | Any,
@@ -640,19 +684,14 @@ def crosscheck(
     modes = detect_modes(flat_da, threshold=mode_threshold)
 
     # 3. summaries
-    table = _summaries(names, draws, hdi_prob)
-    table.insert(0, "em", em_vals)
+    map_vals = np.nan
     if map_estimate is not None:
         w_map, m_map, c_map = _point_estimate(map_estimate, "map_estimate")
         if m_map.ndim == 1:
             m_map = m_map[:, None]
         map_rep = reporting_parameters(w_map, m_map, c_map, covariance_type, from_cholesky=False)
-        table.insert(1, "map", flatten_reporting(map_rep, covariance_type)[1])
-    else:
-        table.insert(1, "map", np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (table["em"] - table["mean"]) / table["sd"]
-    table.insert(table.columns.get_loc("hdi_high") + 1, "z", z)
+        map_vals = flatten_reporting(map_rep, covariance_type)[1]
+    table = point_vs_posterior_table(names, draws, em_vals, map_vals, hdi_prob)
 
     # 4. diagnostics
     diag = sampler_diagnostics(idata)
@@ -670,19 +709,9 @@ def crosscheck(
         "switch_max": switch_max,
     }
     findings = _judge(table, diag, labels_report, modes, post_rep, thresholds)
-    verdict = max(
-        (cat for cat, _ in findings if cat in VERDICTS), key=VERDICTS.index, default="agree"
+    verdict, reasons = verdict_from_findings(
+        findings, table, z_max, "EM", "no sampler problem found; one mode; no empty component"
     )
-    reasons = [f"[{cat}] {msg}" for cat, msg in findings]
-    if verdict == "agree":
-        absz = table["z"].abs()
-        top = absz.idxmax() if absz.notna().any() else None
-        reasons.insert(
-            0,
-            f"[agree] all {len(table)} parameters within {z_max:g} posterior sd of EM "
-            + (f"(max |z| = {absz[top]:.2f} at {top})" if top is not None else "")
-            + "; no sampler problem found; one mode; no empty component",
-        )
     reasons.extend(
         f"[labels] {s}"
         for s in labels_report.describe()

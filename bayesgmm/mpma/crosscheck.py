@@ -22,7 +22,6 @@ from bayesgmm.crosscheck import (
     ESS_BULK_MIN,
     RHAT_MAX,
     TREEDEPTH_MAX_FRAC,
-    VERDICTS,
     WEIGHT_FLOOR,
     WEIGHT_FLOOR_MASS,
     Z_MAX,
@@ -30,8 +29,9 @@ from bayesgmm.crosscheck import (
     _format_table,
     _group,
     _judge,
-    _summaries,
+    point_vs_posterior_table,
     sampler_diagnostics,
+    verdict_from_findings,
 )
 from bayesgmm.relabel import COMPONENT_DIM, MODE_THRESHOLD, SAMPLE_DIMS, LabelReport, detect_modes
 
@@ -165,17 +165,13 @@ def crosscheck_mpma(
     w = posterior["weights"].transpose(*SAMPLE_DIMS, COMPONENT_DIM)
     s = posterior["sigmas"].transpose(*SAMPLE_DIMS, COMPONENT_DIM)
     names, draws = reporting_values(w.values, s.values, components)
-    table = _summaries(names, draws, hdi_prob)
-    table.insert(0, "em", reporting_values(em.weights_, em.sigmas_, components)[1])
     map_values = (
         reporting_values(map_estimate["weights"], map_estimate["sigmas"], components)[1]
         if map_estimate is not None
         else np.nan
     )
-    table.insert(1, "map", map_values)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (table["em"] - table["mean"]) / table["sd"]
-    table.insert(table.columns.get_loc("hdi_high") + 1, "z", z)
+    em_values = reporting_values(em.weights_, em.sigmas_, components)[1]
+    table = point_vs_posterior_table(names, draws, em_values, map_values, hdi_prob)
 
     diag = sampler_diagnostics(idata)
     flat = xr.DataArray(draws, dims=(*SAMPLE_DIMS, "parameter"), coords={"parameter": names})
@@ -194,17 +190,9 @@ def crosscheck_mpma(
     }
     labels = _identity_labels(*draws.shape[:2], len(components))
     findings = _judge(table, diag, labels, modes, {"weights": w}, thresholds)
-    verdict = max(
-        (cat for cat, _ in findings if cat in VERDICTS), key=VERDICTS.index, default="agree"
+    verdict, reasons = verdict_from_findings(
+        findings, table, z_max, "MAP-EM", "no sampler problem; one mode"
     )
-    reasons = [f"[{cat}] {msg}" for cat, msg in findings]
-    if verdict == "agree":
-        absz = table["z"].abs()
-        reasons.insert(
-            0,
-            f"[agree] all {len(table)} parameters within {z_max:g} posterior sd of MAP-EM "
-            f"(max |z| = {absz.max():.2f} at {absz.idxmax()}); no sampler problem; one mode",
-        )
     return MPMACrossCheck(verdict, reasons, table, diag, components, hdi_prob, thresholds)
 
 
