@@ -471,7 +471,9 @@ def run_case(case: Case, peers, chains, draws, tune, seed) -> dict[str, dict]:
             f"| {'yes' if r['one_mode'] else 'NO'} | {r['grad_per_s']:.0f} |",
             flush=True,
         )
-    ours, others = results.get("bayesgmm"), [v for p, v in results.items() if p != "bayesgmm"]
+    # peers only: bayesgmm-pytensor is our own model on another backend
+    ours = results.get("bayesgmm")
+    others = [v for p, v in results.items() if not p.startswith("bayesgmm")]
     if ours and others:
         best = max(o["ess_per_s"] for o in others)
         best_sample = max(o["ess_per_sample_s"] for o in others)
