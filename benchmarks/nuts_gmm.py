@@ -247,6 +247,18 @@ def run_pymc_nutpie(case, start, chains, draws, tune, seed) -> Run:
     return run_pymc(case, start, chains, draws, tune, seed, nutpie_backend=True)
 
 
+def ordered_init(start) -> dict[str, np.ndarray]:
+    """The EM start in the ordered parametrisation of the NumPyro and Stan models: the
+    first mean coordinate (``first``, ordered) apart from the rest."""
+    return {
+        "weights": start["weights"],
+        "first": start["means"][:, 0],
+        "rest": start["means"][:, 1:],
+        "sigmas": start["sigmas"],
+        "chol_corr": start["chol_corr"],
+    }
+
+
 def run_numpyro(case, start, chains, draws, tune, seed) -> Run:
     import jax
     import jax.numpy as jnp
@@ -277,13 +289,7 @@ def run_numpyro(case, start, chains, draws, tune, seed) -> Run:
         comp = dist.MultivariateNormal(means, scale_tril=chol).log_prob(X[:, None, :])
         numpyro.factor("loglik", jax.nn.logsumexp(jnp.log(w) + comp, axis=-1).sum())
 
-    init = {
-        "weights": start["weights"],
-        "first": start["means"][:, 0],
-        "rest": start["means"][:, 1:],
-        "sigmas": start["sigmas"],
-        "chol_corr": start["chol_corr"],
-    }
+    init = ordered_init(start)
     # jax arrays: numpyro's transforms index the values with traced indices
     init = {name: jnp.asarray(value) for name, value in init.items()}
     t0 = time.perf_counter()
@@ -367,13 +373,7 @@ def run_stan(case, start, chains, draws, tune, seed) -> Run:
         "scale": pri["sigma_scale"],
         "eta": pri["lkj_eta"],
     }
-    init = {
-        "weights": start["weights"],
-        "first": start["means"][:, 0],
-        "rest": start["means"][:, 1:],
-        "sigmas": start["sigmas"],
-        "chol_corr": start["chol_corr"],
-    }
+    init = ordered_init(start)
     t0 = time.perf_counter()
     posterior = stan.build(STAN_CODE, data=data, random_seed=seed)  # compiles (cached)
     t1 = time.perf_counter()
