@@ -17,7 +17,6 @@ The posterior lives in ``idata_`` (an ArviZ ``DataTree``) next to the ``em`` and
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from os import PathLike
 
@@ -34,6 +33,7 @@ from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
 from bayesgmm.inference import SAMPLERS, find_map, sample_nuts
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.models.gmm import OBS_DIM, OBS_VAR, build_gmm_model, initial_values_from_em
+from bayesgmm.persistence import check_format, write_netcdf_atomic
 
 _FORMAT = "bayesgmm.BayesGMM/1"
 _SAMPLE_DIMS = ("chain", "draw")
@@ -341,19 +341,13 @@ class BayesGMM(BaseEstimator):
         """Write the fitted model (posterior, point estimates, settings) to netCDF."""
         if not hasattr(self, "idata_"):
             raise ValueError("the model is not fitted: call fit before save")
-        tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-        self.idata_.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
+        write_netcdf_atomic(self.idata_, path)
 
     @classmethod
     def load(cls, path: str | PathLike) -> BayesGMM:
         """Read a model written by :meth:`save`; the PyMC model and cross-check are rebuilt."""
         idata = xr.open_datatree(path, engine="h5netcdf").load()
-        if idata.attrs.get("format") != _FORMAT:
-            raise ValueError(
-                f"{os.fspath(path)!r} is not a saved BayesGMM (format attribute "
-                f"{idata.attrs.get('format')!r}, expected {_FORMAT!r})"
-            )
+        check_format(idata.attrs, _FORMAT, path, "BayesGMM")
         self = cls(**json.loads(idata.attrs["params"]))
         observed = idata["observed_data"].to_dataset()
         import pandas as pd

@@ -24,6 +24,24 @@ _PRIOR_TAG = "__ConjugatePrior__"
 _ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
 
 
+def write_netcdf_atomic(data: xr.Dataset | xr.DataTree, path: str | PathLike) -> None:
+    """Write ``data`` to ``path`` (h5netcdf) through a temporary file and ``os.replace``, so
+    an interrupted save never leaves a truncated file under ``path``."""
+    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
+    data.to_netcdf(tmp, engine="h5netcdf")
+    os.replace(tmp, path)
+
+
+def check_format(attrs: dict, expected: str, path: str | PathLike, what: str) -> None:
+    """Raise ValueError unless the file's ``format`` attribute is ``expected``; ``what``
+    names the model in the message (a file never loads into the wrong model)."""
+    if attrs.get("format") != expected:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a saved {what} (format attribute "
+            f"{attrs.get('format')!r}, expected {expected!r})"
+        )
+
+
 def _dims(name: str, ndim: int, covariance_type: str) -> tuple[str, ...]:
     if name == "weights_":
         return ("component",)
@@ -76,20 +94,14 @@ def save_gaussian_mixture(estimator: GaussianMixture, path: str | PathLike) -> N
             }
         ),
     )
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
+    write_netcdf_atomic(ds, path)
 
 
 def load_gaussian_mixture(path: str | PathLike) -> GaussianMixture:
     """Read a :class:`GaussianMixture` written by :func:`save_gaussian_mixture`."""
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         ds = ds.load()
-    if ds.attrs.get("format") != _FORMAT:
-        raise ValueError(
-            f"{os.fspath(path)!r} is not a saved bayesgmm GaussianMixture "
-            f"(format attribute {ds.attrs.get('format')!r}, expected {_FORMAT!r})"
-        )
+    check_format(ds.attrs, _FORMAT, path, "bayesgmm GaussianMixture")
     params = json.loads(ds.attrs["params"])
     if isinstance(params["prior"], dict) and _PRIOR_TAG in params["prior"]:
         params["prior"] = ConjugatePrior(**params["prior"][_PRIOR_TAG])

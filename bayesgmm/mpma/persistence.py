@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from os import PathLike
 
 import numpy as np
@@ -17,6 +16,7 @@ import xarray as xr
 
 from bayesgmm.mpma.als import Factors
 from bayesgmm.mpma.em import MPMAPriors
+from bayesgmm.persistence import check_format, write_netcdf_atomic
 
 _FORMAT = "bayesgmm.MPMA/1"
 _FACTOR_FIELDS = ("row_bias", "col_bias", "row_factors", "col_factors")
@@ -70,9 +70,7 @@ def save_mpma(model, path: str | PathLike) -> None:
             }
         ),
     )
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
+    write_netcdf_atomic(ds, path)
 
 
 def load_mpma(path: str | PathLike):
@@ -81,11 +79,7 @@ def load_mpma(path: str | PathLike):
 
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         ds = ds.load()
-    if ds.attrs.get("format") != _FORMAT:
-        raise ValueError(
-            f"{os.fspath(path)!r} is not a saved bayesgmm MPMA model (format attribute "
-            f"{ds.attrs.get('format')!r}, expected {_FORMAT!r})"
-        )
+    check_format(ds.attrs, _FORMAT, path, "bayesgmm MPMA model")
     params = json.loads(ds.attrs["params"])
     params["components"] = tuple(params["components"])
     params["rating_scale"] = tuple(params["rating_scale"])
