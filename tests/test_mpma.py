@@ -47,10 +47,12 @@ def data():
 # ----------------------------------------------------------------------------- naive ALS
 
 
-def naive_sweep(f, ratings, w, rows, cols, n_rows, n_cols, priors, use_bias=True):
-    """One ALS sweep written plainly: a ridge solve per row, then per column, then offset."""
+def naive_sweep(f, ratings, w, rows, cols, n_rows, n_cols, priors, precisions, use_bias=True):
+    """One ALS sweep written plainly: a ridge solve per row, then per column, then offset.
+
+    ``precisions`` = (factor precision, bias precision) of the prior."""
     k = f.row_factors.shape[1]
-    precision = np.diag([priors.factor_sd**-2] * k + [priors.bias_sd**-2] * use_bias)
+    precision = np.diag([precisions[0]] * k + [precisions[1]] * use_bias)
 
     def solve_side(own, own_bias, other, other_bias, own_idx, other_idx, n_own):
         for r in range(n_own):
@@ -91,7 +93,7 @@ def test_weighted_als_sweep_matches_naive_solves(data, name):
     ix = component_index(name, users, items, N_USERS, N_ITEMS, groups_u, groups_i)
     ratings = data["rating"].to_numpy()
     w = rng.uniform(0.1, 2.0, size=ratings.size)
-    priors = MPMAPriors(factor_sd=0.4, bias_sd=0.7)
+    priors = MPMAPriors()
     fast = random_factors(rng, ix.n_rows, ix.n_cols, 3)
     slow = fast.copy()
     als_sweep(
@@ -102,12 +104,12 @@ def test_weighted_als_sweep_matches_naive_solves(data, name):
         ix.cols,
         ix.by_row,
         ix.by_col,
-        factor_sd=0.4,
-        bias_sd=0.7,
+        factor_precision=0.4**-2,
+        bias_precision=0.7**-2,
         offset_prior=(priors.offset_mu, priors.offset_sd),
         use_bias=True,
     )
-    naive_sweep(slow, ratings, w, ix.rows, ix.cols, ix.n_rows, ix.n_cols, priors)
+    naive_sweep(slow, ratings, w, ix.rows, ix.cols, ix.n_rows, ix.n_cols, priors, (6.25, 0.7**-2))
     for field in ("row_bias", "col_bias", "row_factors", "col_factors"):
         np.testing.assert_allclose(getattr(fast, field), getattr(slow, field), atol=1e-12)
     assert fast.offset == pytest.approx(slow.offset, abs=1e-12)
@@ -148,12 +150,16 @@ def test_m_steps_maximise_the_expected_complete_log_posterior():
     means = rng.uniform(1, 5, size=(200, 3))
     resp = rng.dirichlet(np.ones(3), size=200)
     a, b, floor = 2.0, 1.0, 0.3
-    sig = m_step_sigma(r, means, resp, a, b, floor)
+    # factors on the noise scale: n values whose penalised sum of squares is `penalty`
+    penalty, n_values = np.array([4.0, 0.5, 30.0]), np.array([10, 3, 60])
+    sig = m_step_sigma(r, means, resp, a, b, floor, penalty, n_values)
     for c in range(3):
 
         def neg_q(var, c=c):
             ll = resp[:, c] @ stats.norm.logpdf(r, means[:, c], np.sqrt(var))
-            return -(ll + stats.invgamma.logpdf(var, a, scale=b))
+            theta = np.sqrt(penalty[c] / n_values[c])  # any values with that sum of squares
+            prior = stats.norm.logpdf(np.full(n_values[c], theta), 0, np.sqrt(var)).sum()
+            return -(ll + prior + stats.invgamma.logpdf(var, a, scale=b))
 
         best = optimize.minimize_scalar(
             neg_q, bounds=(floor**2, 20.0), method="bounded", options={"xatol": 1e-12}
@@ -203,8 +209,10 @@ def pmf_negative_log_posterior(theta, users, items, r, k, priors):
     lp = stats.norm.logpdf(r, mean, np.sqrt(var)).sum()
     lp += stats.invgamma.logpdf(var, priors.sigma_a, scale=priors.sigma_b)
     lp += stats.norm.logpdf(m, priors.offset_mu, priors.offset_sd)
-    lp += stats.norm.logpdf(np.r_[a, b], 0, priors.bias_sd).sum()
-    lp += stats.norm.logpdf(np.r_[u.ravel(), v.ravel()], 0, priors.factor_sd).sum()
+    sd = np.sqrt(var)  # biases and factors are on the noise scale
+    lp += stats.norm.logpdf(np.r_[a, b], 0, sd / np.sqrt(priors.bias_penalty)).sum()
+    factors = np.r_[u.ravel(), v.ravel()]
+    lp += stats.norm.logpdf(factors, 0, sd / np.sqrt(priors.factor_penalty)).sum()
     return -lp
 
 
@@ -212,7 +220,7 @@ def test_mpma_without_local_components_is_pmf(data):
     """Global component alone == an independently written PMF MAP (same init, same sweeps),
     and its fixed point is a stationary point of the PMF log posterior written above."""
     k, seed, n_iter = 2, 5, 25
-    priors = MPMAPriors(factor_sd=0.5, bias_sd=0.6)
+    priors = MPMAPriors(factor_penalty=4.0, bias_penalty=2.5)
     users, items = data["user"].to_numpy(), data["item"].to_numpy()
     r = data["rating"].to_numpy()
     model = MPMA(
@@ -227,11 +235,18 @@ def test_mpma_without_local_components_is_pmf(data):
         0.1 * rng.standard_normal((N_USERS, k)),
         0.1 * rng.standard_normal((N_ITEMS, k)),
     )
+    lf, lb = priors.factor_penalty, priors.bias_penalty
     for _ in range(n_iter):
         mean = factor_means(ref, users, items)
-        var = ((r - mean) @ (r - mean) + 2 * priors.sigma_b) / (r.size + 2 * (priors.sigma_a + 1))
+        ss = lf * (np.sum(ref.row_factors**2) + np.sum(ref.col_factors**2))
+        ss += lb * (np.sum(ref.row_bias**2) + np.sum(ref.col_bias**2))
+        n_values = (N_USERS + N_ITEMS) * (k + 1)
+        var = ((r - mean) @ (r - mean) + ss + 2 * priors.sigma_b) / (
+            r.size + n_values + 2 * (priors.sigma_a + 1)
+        )
         var = max(var, priors.sigma_min**2)
-        naive_sweep(ref, r, np.full(r.size, 1 / var), users, items, N_USERS, N_ITEMS, priors)
+        w = np.full(r.size, 1 / var)
+        naive_sweep(ref, r, w, users, items, N_USERS, N_ITEMS, priors, (lf / var, lb / var))
     fitted = model.factors_[0]
     assert model.weights_ == pytest.approx([1.0])
     assert model.sigmas_[0] == pytest.approx(np.sqrt(var), rel=1e-10)
@@ -315,7 +330,8 @@ def test_recommend_returns_unrated_items_best_first(data, fitted):
 
 def test_save_load_round_trip_is_exact(tmp_path, data):
     frame = data.assign(user="u" + data["user"].astype(str), item=data["item"] * 10)
-    model = MPMA(2, n_warmup=3, max_iter=10, random_state=1, priors={"factor_sd": 0.3}).fit(frame)
+    priors = {"factor_penalty": 9.0}
+    model = MPMA(2, n_warmup=3, max_iter=10, random_state=1, priors=priors).fit(frame)
     path = tmp_path / "mpma.nc"
     model.save(path)
     loaded = MPMA.load(path)

@@ -2,9 +2,11 @@
 
 Every MPMA component is a biased matrix factorisation ``offset + a_r + b_s + U_r . V_s``
 on a re-indexed copy of the ratings (see :mod:`bayesgmm.mpma.em`), fitted with per-rating
-weights ``w_n = resp_nc / sigma_c**2`` under Gaussian priors ``U, V ~ N(0, factor_sd**2)``
-and ``a, b ~ N(0, bias_sd**2)``. Given the other side, the MAP of one row is the ridge
-solution of a (k+1)-dimensional system, solved for all rows in parallel.
+weights ``w_n = resp_nc / sigma_c**2`` under Gaussian priors
+``U, V ~ N(0, 1 / factor_precision)`` and ``a, b ~ N(0, 1 / bias_precision)`` (MPMA passes
+``factor_penalty / sigma_c**2`` and ``bias_penalty / sigma_c**2``). Given the other side,
+the MAP of one row is the ridge solution of a (k+1)-dimensional system, solved for all rows
+in parallel.
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ def _update_side(
 
     Row ``r`` solves ``(P + sum_n w_n x_n x_n^T) theta = sum_n w_n x_n t_n`` with
     ``x_n = (V_s, 1)``, ``t_n = target_n - other_bias_s`` and ``P`` the prior precisions.
+    Rows without ratings get their prior mean, zero.
     """
     n_side = indptr.shape[0] - 1
     k = own.shape[1]
@@ -179,8 +182,8 @@ def als_sweep(
     by_row: SideIndex,
     by_col: SideIndex,
     *,
-    factor_sd: float,
-    bias_sd: float,
+    factor_precision: float,
+    bias_precision: float,
     offset_prior: tuple[float, float],
     use_bias: bool,
 ) -> None:
@@ -194,16 +197,14 @@ def als_sweep(
         Ratings, their weights ``resp / sigma**2`` (1 / rating units**2) and matrix indices.
     by_row, by_col : SideIndex
         The ratings grouped by ``rows`` and by ``cols``.
-    factor_sd, bias_sd : float
-        Prior sds of the factors and of the biases (rating units).
+    factor_precision, bias_precision : float
+        Prior precisions of the factors and of the biases (1 / rating units**2).
     offset_prior : (mean, sd)
         Normal prior of the offset.
     use_bias : bool
         Whether the row/column biases are free (otherwise they stay at zero).
     """
     target = ratings - factors.offset
-    factor_precision = 1.0 / factor_sd**2
-    bias_precision = 1.0 / bias_sd**2
     _update_side(
         by_row.indptr, by_row.order, cols, target, weight, factors.row_bias, factors.col_bias,
         factors.row_factors, factors.col_factors, factor_precision, bias_precision, use_bias,

@@ -239,7 +239,7 @@ def crosscheck_subsample(
     """
     from bayesgmm.inference import find_map, sample_nuts
     from bayesgmm.mpma.estimator import MPMA
-    from bayesgmm.mpma.model import build_mpma_model, initial_values_from_em
+    from bayesgmm.mpma.model import build_mpma_model, initial_values_from_em, state_from_point
 
     est = MPMA(
         n_factors,
@@ -264,11 +264,17 @@ def crosscheck_subsample(
         priors=est.priors_,
         use_bias=est.use_bias,
     )
-    start = initial_values_from_em(est._state(), est.use_bias, est.priors_.sigma_min)
+    start = initial_values_from_em(model, est._state(), est.priors_.sigma_min)
     map_estimate = find_map(model, start, seed=seed)
+    # a sigma on its floor at the MAP is moved inside the support, as for the MAP-EM start
+    nuts_start = _off_exact_zero(
+        initial_values_from_em(
+            model, state_from_point(model, map_estimate, est._state()), est.priors_.sigma_min
+        )
+    )
     idata = sample_nuts(
         model,
-        map_estimate,
+        nuts_start,
         sampler=sampler,
         chains=chains,
         draws=draws,
@@ -278,3 +284,19 @@ def crosscheck_subsample(
     )
     report = crosscheck_mpma(idata, est, map_estimate)
     return SubsampleCheck(est, map_estimate, idata, report)
+
+
+def _off_exact_zero(values: dict[str, np.ndarray], size: float = 1e-8) -> dict[str, np.ndarray]:
+    """Factors and biases with ``|x| < size`` set to ``size`` (same sign), others unchanged.
+
+    On whole-star ratings the joint mode can have a component whose factors collapsed to
+    zero (``U = V = 0`` is a stationary point of the bilinear model), where the gradient
+    underflows to exactly zero; nutpie rejects such a start ("bad initial gradient"). The
+    shift changes the log density by about ``penalty * size**2 / sigma**2``.
+    """
+    out = dict(values)
+    for name, value in values.items():
+        if name.startswith(("row_", "col_")):
+            value = np.asarray(value, dtype=np.float64)
+            out[name] = np.where(np.abs(value) < size, np.copysign(size, value), value)
+    return out

@@ -14,8 +14,20 @@ the mirror image. So every component is the same biased factorisation on re-inde
 ratings (:class:`ComponentIndex`), and one ALS kernel fits them all.
 
 Priors: ``pi ~ Dirichlet(weights_alpha)``; ``sigma_c**2 ~ InverseGamma(sigma_a, sigma_b)``
-truncated below at ``sigma_min**2``; factors ``~ Normal(0, factor_sd**2)``; biases
-``~ Normal(0, bias_sd**2)``; offsets ``~ Normal(offset_mu, offset_sd**2)``.
+truncated below at ``sigma_min**2``; offsets ``~ Normal(offset_mu, offset_sd**2)``; and on
+the noise scale of their component (the conjugate choice of Bayesian ridge regression),
+factors ``~ Normal(0, sigma_c**2 / factor_penalty)`` and biases
+``~ Normal(0, sigma_c**2 / bias_penalty)``. So the ALS ridge penalties are the fixed
+``factor_penalty`` and ``bias_penalty`` (as the regularisation constants of PMF, Salakhutdinov
+and Mnih 2008) whatever sigma_c is. A prior with a fixed sd instead makes the penalty
+``sigma_c**2 / sd**2``: a component that overfits gets a smaller sigma_c, hence less
+shrinkage, hence more overfitting, until sigma_c reaches its floor (measured on MovieLens:
+validation RMSE with a cliff on both sides of the best sd).
+
+Rows and columns of a component's matrix without any training rating (a local item that no
+user of the group rated) do not enter the likelihood: their posterior is their prior, they
+are integrated out (left out of the log posterior and of the PyMC model) and predict with
+their prior mean, zero.
 
 The floor on sigma matters: ratings are whole stars, so a component whose mean hits one
 star value exactly (say offset 4 and zero factors, for the 4-star ratings) makes the
@@ -52,6 +64,7 @@ __all__ = [
     "log_posterior",
     "m_step_sigma",
     "m_step_weights",
+    "penalty_terms",
     "run_map_em",
 ]
 
@@ -74,10 +87,11 @@ class MPMAPriors:
     sigma_min : float
         Lower bound of every ``sigma_c`` (rating units); default ``sqrt(1/12)``, the sd of
         the rounding of a continuous rating to whole stars.
-    factor_sd : float
-        Prior sd of every latent factor.
-    bias_sd : float
-        Prior sd of every user and item bias.
+    factor_penalty : float
+        Ridge penalty of the latent factors: their prior is ``Normal(0, sigma_c**2 /
+        factor_penalty)`` (precision relative to the component's noise precision).
+    bias_penalty : float
+        Ridge penalty of the user and item biases, likewise.
     offset_mu, offset_sd : float
         Normal prior of each component's offset.
     """
@@ -86,8 +100,8 @@ class MPMAPriors:
     sigma_a: float = 2.0
     sigma_b: float = 1.0
     sigma_min: float = math.sqrt(1.0 / 12.0)
-    factor_sd: float = 0.22
-    bias_sd: float = 0.5
+    factor_penalty: float = 11.0
+    bias_penalty: float = 3.0
     offset_mu: float = 3.0
     offset_sd: float = 2.0
 
@@ -109,6 +123,16 @@ class ComponentIndex:
     n_cols: int
     by_row: SideIndex = field(repr=False)
     by_col: SideIndex = field(repr=False)
+
+    @property
+    def seen_rows(self) -> np.ndarray:
+        """Rows with at least one rating, sorted, shape (n_seen_rows,), int64."""
+        return np.flatnonzero(np.diff(self.by_row.indptr))
+
+    @property
+    def seen_cols(self) -> np.ndarray:
+        """Columns with at least one rating, sorted, shape (n_seen_cols,), int64."""
+        return np.flatnonzero(np.diff(self.by_col.indptr))
 
 
 def component_index(
@@ -220,16 +244,42 @@ def m_step_sigma(
     a: float,
     b: float,
     sigma_min: float = 0.0,
+    penalty: np.ndarray | float = 0.0,
+    n_penalised: np.ndarray | float = 0.0,
 ) -> np.ndarray:
     """MAP of ``sigma_c`` under ``sigma_c**2 ~ InverseGamma(a, b)`` truncated at ``sigma_min**2``.
 
-    ``sigma_c**2 = max((sum_n resp_nc (R_n - mu_nc)**2 + 2 b) / (sum_n resp_nc + 2 (a + 1)),
-    sigma_min**2)``: the objective is unimodal in ``sigma_c**2``, so the truncated maximum
-    is the untruncated one clipped at the bound. Shape (n_components,).
+    ``sigma_c**2 = max((sum_n resp_nc (R_n - mu_nc)**2 + penalty_c + 2 b) / (sum_n resp_nc
+    + n_penalised_c + 2 (a + 1)), sigma_min**2)``, where ``penalty_c`` and
+    ``n_penalised_c`` (shape (n_components,) or scalars) are the penalised sum of squares
+    and the number of the component's parameters whose prior is on its noise scale
+    (:func:`penalty_terms`). The objective is unimodal in ``sigma_c**2``, so the
+    truncated maximum is the untruncated one clipped at the bound. Shape (n_components,).
     """
     sse = np.einsum("nc,nc->c", resp, (ratings[:, None] - means) ** 2)
-    var = (sse + 2.0 * b) / (resp.sum(axis=0) + 2.0 * (a + 1.0))
+    var = (sse + penalty + 2.0 * b) / (resp.sum(axis=0) + n_penalised + 2.0 * (a + 1.0))
     return np.sqrt(np.maximum(var, sigma_min**2))
+
+
+def penalty_terms(
+    factors: Factors, index: ComponentIndex, priors: MPMAPriors, use_bias: bool
+) -> tuple[float, int, int]:
+    """Penalised sum of squares of one component's seen rows and columns, and the counts.
+
+    Returns ``(factor_penalty * (|U|**2 + |V|**2) + bias_penalty * (|a|**2 + |b|**2),
+    n_factor_values, n_bias_values)`` over the rows and columns with at least one rating.
+    """
+    rows, cols = index.seen_rows, index.seen_cols
+    n_entities = rows.size + cols.size
+    total = priors.factor_penalty * float(
+        np.sum(factors.row_factors[rows] ** 2) + np.sum(factors.col_factors[cols] ** 2)
+    )
+    if not use_bias:
+        return total, n_entities * factors.row_factors.shape[1], 0
+    total += priors.bias_penalty * float(
+        np.sum(factors.row_bias[rows] ** 2) + np.sum(factors.col_bias[cols] ** 2)
+    )
+    return total, n_entities * factors.row_factors.shape[1], n_entities
 
 
 def _normal_log_prior(x: np.ndarray | float, mu: float, sd: float) -> float:
@@ -237,8 +287,14 @@ def _normal_log_prior(x: np.ndarray | float, mu: float, sd: float) -> float:
     return float(-0.5 * np.sum(((x - mu) / sd) ** 2) - x.size * (math.log(sd) + 0.5 * _LOG_2PI))
 
 
-def log_prior(state: MPMAState, priors: MPMAPriors, use_bias: bool) -> float:
-    """Log prior density of the parameters (``sigma_c**2`` parametrisation)."""
+def log_prior(
+    state: MPMAState, index: list[ComponentIndex], priors: MPMAPriors, use_bias: bool
+) -> float:
+    """Log prior density of the parameters (``sigma_c**2`` parametrisation).
+
+    Factors and biases count on the seen rows and columns of each component's
+    :class:`ComponentIndex` only (the others are integrated out).
+    """
     n_components = len(state.components)
     total = 0.0
     if n_components > 1:
@@ -254,13 +310,15 @@ def log_prior(state: MPMAState, priors: MPMAPriors, use_bias: bool) -> float:
     total += float(
         np.sum(a * math.log(b) - gammaln(a) - (a + 1.0) * np.log(var) - b / var - log_mass)
     )
-    for f in state.factors:
+    for f, ix, v in zip(state.factors, index, var, strict=True):
         total += _normal_log_prior(f.offset, priors.offset_mu, priors.offset_sd)
-        total += _normal_log_prior(f.row_factors, 0.0, priors.factor_sd)
-        total += _normal_log_prior(f.col_factors, 0.0, priors.factor_sd)
-        if use_bias:
-            total += _normal_log_prior(f.row_bias, 0.0, priors.bias_sd)
-            total += _normal_log_prior(f.col_bias, 0.0, priors.bias_sd)
+        penalty, n_factor_values, n_bias_values = penalty_terms(f, ix, priors, use_bias)
+        total += (
+            -0.5 * penalty / v
+            - 0.5 * (n_factor_values + n_bias_values) * (math.log(v) + _LOG_2PI)
+            + 0.5 * n_factor_values * math.log(priors.factor_penalty)
+            + 0.5 * n_bias_values * math.log(priors.bias_penalty)
+        )
     return total
 
 
@@ -278,7 +336,7 @@ def log_posterior(
             log_component_densities(ratings, means, state.weights, state.sigmas), axis=1
         ).sum()
     )
-    return log_lik + log_prior(state, priors, use_bias)
+    return log_lik + log_prior(state, index, priors, use_bias)
 
 
 @dataclass
@@ -338,15 +396,21 @@ def run_map_em(
     for _ in range(max_iter):
         means = component_means(state, index)
         resp, log_lik = e_step(ratings, means, state.weights, state.sigmas)
-        trace.append(log_lik + log_prior(state, priors, use_bias))
+        trace.append(log_lik + log_prior(state, index, priors, use_bias))
         if len(trace) > 1 and abs(trace[-1] - trace[-2]) < tol * n:
             converged = True
             break
         if len(state.components) > 1:
             state.weights = m_step_weights(resp, priors.weights_alpha)
+        terms = [
+            penalty_terms(f, ix, priors, use_bias)
+            for f, ix in zip(state.factors, index, strict=True)
+        ]
         state.sigmas = m_step_sigma(
-            ratings, means, resp, priors.sigma_a, priors.sigma_b, priors.sigma_min
-        )
+            ratings, means, resp, priors.sigma_a, priors.sigma_b, priors.sigma_min,
+            penalty=np.array([t[0] for t in terms]),
+            n_penalised=np.array([t[1] + t[2] for t in terms], dtype=np.float64),
+        )  # fmt: skip
         if not update_factors:
             continue
         for c, (factors, ix) in enumerate(zip(state.factors, index, strict=True)):
@@ -358,8 +422,8 @@ def run_map_em(
                 ix.cols,
                 ix.by_row,
                 ix.by_col,
-                factor_sd=priors.factor_sd,
-                bias_sd=priors.bias_sd,
+                factor_precision=priors.factor_penalty / state.sigmas[c] ** 2,
+                bias_precision=priors.bias_penalty / state.sigmas[c] ** 2,
                 offset_prior=offset_prior,
                 use_bias=use_bias,
             )

@@ -8,19 +8,22 @@ is continuous. Variables (``<c>`` is global, user or item)::
     sigma2             ~ InverseGamma(sigma_a, sigma_b), > sigma_min**2 (component)
     sigmas             = sqrt(sigma2)                               (component)
     offset_<c>         ~ Normal(offset_mu, offset_sd)
-    row_bias_<c>       ~ Normal(0, bias_sd)                         (row_<c>)
-    col_bias_<c>       ~ Normal(0, bias_sd)                         (col_<c>)
-    row_factors_<c>    ~ Normal(0, factor_sd)                       (row_<c>, factor)
-    col_factors_<c>    ~ Normal(0, factor_sd)                       (col_<c>, factor)
+    row_bias_<c>       ~ Normal(0, sigmas[c] / sqrt(bias_penalty))   (row_<c>)
+    col_bias_<c>       ~ Normal(0, sigmas[c] / sqrt(bias_penalty))   (col_<c>)
+    row_factors_<c>    ~ Normal(0, sigmas[c] / sqrt(factor_penalty)) (row_<c>, factor)
+    col_factors_<c>    ~ Normal(0, sigmas[c] / sqrt(factor_penalty)) (col_<c>, factor)
     rating             ~ NormalMixture(weights, mu, sigmas)         (obs)
 
 with the row/column layouts of :func:`bayesgmm.mpma.em.component_index`:
 ``row_global = user``, ``col_global = item``; ``row_user = user``,
 ``col_user = (user_group, item)`` flattened; ``row_item = (item_group, user)`` flattened,
-``col_item = item``. These are exactly the arrays of :class:`bayesgmm.mpma.als.Factors`,
-so MAP-EM output is a valid initial point (:func:`initial_values_from_em`). Priors are
-those of :class:`bayesgmm.mpma.em.MPMAPriors`; the MAP of this model (without Jacobian,
-as ``pm.find_MAP`` computes it) is the MAP-EM fixed point.
+``col_item = item``. Only rows and columns with at least one rating are variables (the
+others are integrated out, see :mod:`bayesgmm.mpma.em`); the coordinate values of
+``row_<c>`` and ``col_<c>`` are their indices in those layouts, which are the arrays of
+:class:`bayesgmm.mpma.als.Factors`, so MAP-EM output is a valid initial point
+(:func:`initial_values_from_em`). Priors are those of :class:`bayesgmm.mpma.em.MPMAPriors`;
+the MAP of this model (without Jacobian, as ``pm.find_MAP`` computes it) is the MAP-EM
+fixed point.
 """
 
 from __future__ import annotations
@@ -76,12 +79,13 @@ def build_mpma_model(
         "factor": np.arange(n_factors),
         OBS_DIM: np.arange(len(ratings)),
     }
-    index = {}
+    positions = {}
     for name in components:
         ix = component_index(name, users, items, n_users, n_items, user_groups, item_groups)
-        index[name] = ix
-        coords[f"row_{name}"] = np.arange(ix.n_rows)
-        coords[f"col_{name}"] = np.arange(ix.n_cols)
+        seen_rows, seen_cols = ix.seen_rows, ix.seen_cols
+        coords[f"row_{name}"] = seen_rows
+        coords[f"col_{name}"] = seen_cols
+        positions[name] = np.searchsorted(seen_rows, ix.rows), np.searchsorted(seen_cols, ix.cols)
     with pm.Model(coords=coords) as model:
         if len(components) > 1:
             weights = pm.Dirichlet(
@@ -99,17 +103,19 @@ def build_mpma_model(
             )
         sigmas = pm.Deterministic("sigmas", pt.sqrt(sigma2), dims="component")
         means = []
-        for name in components:
-            ix = index[name]
+        for c, name in enumerate(components):
+            rows, cols = positions[name]
             row, col = f"row_{name}", f"col_{name}"
+            factor_sd = sigmas[c] / np.sqrt(priors.factor_penalty)
             offset = pm.Normal(f"offset_{name}", priors.offset_mu, priors.offset_sd)
-            u = pm.Normal(f"row_factors_{name}", 0.0, priors.factor_sd, dims=(row, "factor"))
-            v = pm.Normal(f"col_factors_{name}", 0.0, priors.factor_sd, dims=(col, "factor"))
-            mu = offset + (u[ix.rows] * v[ix.cols]).sum(axis=-1)
+            u = pm.Normal(f"row_factors_{name}", 0.0, factor_sd, dims=(row, "factor"))
+            v = pm.Normal(f"col_factors_{name}", 0.0, factor_sd, dims=(col, "factor"))
+            mu = offset + (u[rows] * v[cols]).sum(axis=-1)
             if use_bias:
-                a = pm.Normal(f"row_bias_{name}", 0.0, priors.bias_sd, dims=row)
-                b = pm.Normal(f"col_bias_{name}", 0.0, priors.bias_sd, dims=col)
-                mu = mu + a[ix.rows] + b[ix.cols]
+                bias_sd = sigmas[c] / np.sqrt(priors.bias_penalty)
+                a = pm.Normal(f"row_bias_{name}", 0.0, bias_sd, dims=row)
+                b = pm.Normal(f"col_bias_{name}", 0.0, bias_sd, dims=col)
+                mu = mu + a[rows] + b[cols]
             means.append(mu)
         if len(components) > 1:
             pm.NormalMixture(
@@ -126,11 +132,13 @@ def build_mpma_model(
 
 
 def initial_values_from_em(
-    state: MPMAState, use_bias: bool = True, sigma_min: float = 0.0
+    model: pm.Model, state: MPMAState, sigma_min: float = 0.0
 ) -> dict[str, np.ndarray]:
-    """Values of the free variables of :func:`build_mpma_model` from a MAP-EM state.
+    """Values of the free variables of ``model`` (:func:`build_mpma_model`) from a MAP-EM state.
 
-    A ``sigma_c`` on the floor ``sigma_min`` (where MAP-EM puts a component that would
+    The factors and biases of the rows and columns that are variables of ``model`` are
+    taken (its ``row_<c>`` / ``col_<c>`` coordinates); biases only if ``model`` has them. A
+    ``sigma_c`` on the floor ``sigma_min`` (where MAP-EM puts a component that would
     otherwise collapse) is moved inside the open support, by a relative 1e-6 on
     ``sigma_c**2``, so that the log-transformed start is finite.
     """
@@ -140,28 +148,32 @@ def initial_values_from_em(
         values["weights"] = np.asarray(state.weights)
     for name, f in zip(state.components, state.factors, strict=True):
         values[f"offset_{name}"] = np.asarray(f.offset)
-        for field in _FIELDS if use_bias else _FIELDS[2:]:
-            values[f"{field}_{name}"] = np.asarray(getattr(f, field))
+        for field in _FIELDS:
+            var = f"{field}_{name}"
+            if var in model.named_vars:
+                side = np.asarray(model.coords[f"{field[:3]}_{name}"], dtype=np.int64)
+                values[var] = np.asarray(getattr(f, field))[side]
     return values
 
 
-def state_from_point(
-    point: dict[str, np.ndarray], components: tuple[str, ...], use_bias: bool = True
-) -> MPMAState:
-    """The :class:`MPMAState` of a model point (e.g. the output of ``pm.find_MAP``)."""
+def state_from_point(model: pm.Model, point: dict[str, np.ndarray], like: MPMAState) -> MPMAState:
+    """The :class:`MPMAState` of a ``model`` point (e.g. the output of ``pm.find_MAP``).
+
+    ``like`` gives the components and the full array shapes; rows and columns that are
+    not variables of ``model`` (no rating) get zero, their prior mean.
+    """
     factors = []
-    for name in components:
-        rows = np.asarray(point[f"row_factors_{name}"], dtype=np.float64)
-        cols = np.asarray(point[f"col_factors_{name}"], dtype=np.float64)
-        zeros = (np.zeros(rows.shape[0]), np.zeros(cols.shape[0]))
-        biases = (
-            (np.asarray(point[f"row_bias_{name}"]), np.asarray(point[f"col_bias_{name}"]))
-            if use_bias
-            else zeros
-        )
-        factors.append(Factors(float(point[f"offset_{name}"]), *biases, rows, cols))
-    weights = np.asarray(point["weights"]) if len(components) > 1 else np.ones(1)
-    return MPMAState(components, weights, np.sqrt(np.asarray(point["sigma2"])), factors)
+    for name, template in zip(like.components, like.factors, strict=True):
+        arrays = {}
+        for field in _FIELDS:
+            full = np.zeros_like(np.asarray(getattr(template, field), dtype=np.float64))
+            var = f"{field}_{name}"
+            if var in model.named_vars:
+                full[np.asarray(model.coords[f"{field[:3]}_{name}"], dtype=np.int64)] = point[var]
+            arrays[field] = full
+        factors.append(Factors(float(point[f"offset_{name}"]), **arrays))
+    weights = np.asarray(point["weights"]) if len(like.components) > 1 else np.ones(1)
+    return MPMAState(like.components, weights, np.sqrt(np.asarray(point["sigma2"])), factors)
 
 
 def fit_advi(
