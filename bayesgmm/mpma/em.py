@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 from scipy.special import gammaln, logsumexp
@@ -124,12 +125,12 @@ class ComponentIndex:
     by_row: SideIndex = field(repr=False)
     by_col: SideIndex = field(repr=False)
 
-    @property
+    @cached_property
     def seen_rows(self) -> np.ndarray:
         """Rows with at least one rating, sorted, shape (n_seen_rows,), int64."""
         return np.flatnonzero(np.diff(self.by_row.indptr))
 
-    @property
+    @cached_property
     def seen_cols(self) -> np.ndarray:
         """Columns with at least one rating, sorted, shape (n_seen_cols,), int64."""
         return np.flatnonzero(np.diff(self.by_col.indptr))
