@@ -203,8 +203,11 @@ def _run_gmm(spec: Spec, X: pd.DataFrame, out: Path, step: _Progress) -> tuple[s
     from bayesgmm.plotting import plot_responsibilities
 
     report = [f"# {spec.name}", "", spec.description, ""]
-    report += [f"Data: `{spec.source}`, {X.shape[0]} observations x {X.shape[1]} features "
-               f"({', '.join(map(str, X.columns))}).", ""]
+    report += [
+        f"Data: `{spec.source}`, {X.shape[0]} observations x {X.shape[1]} features "
+        f"({', '.join(map(str, X.columns))}).",
+        "",
+    ]
     extra: dict = {}
     figures: list[str] = []
     priors = spec.priors or None
@@ -218,8 +221,14 @@ def _run_gmm(spec: Spec, X: pd.DataFrame, out: Path, step: _Progress) -> tuple[s
         seeds = np.random.SeedSequence(spec.seed).generate_state(2)
         if spec.method == "map":
             em, _, point = step(
-                "EM + MAP", fit_point_estimates, X, k, **settings,
-                em_n_init=spec.em_n_init, em_seed=int(seeds[0]), map_seed=int(seeds[1]),
+                "EM + MAP",
+                fit_point_estimates,
+                X,
+                k,
+                **settings,
+                em_n_init=spec.em_n_init,
+                em_seed=int(seeds[0]),
+                map_seed=int(seeds[1]),
             )
             map_est = _point_from_chol(
                 point["weights"], point["means"], point["chol_cov"], spec.covariance_type
@@ -227,17 +236,26 @@ def _run_gmm(spec: Spec, X: pd.DataFrame, out: Path, step: _Progress) -> tuple[s
         else:
             from bayesgmm.mixture import GaussianMixture
 
-            em = step("EM", GaussianMixture(
-                k, covariance_type=spec.covariance_type, n_init=spec.em_n_init,
-                random_state=int(seeds[0]),
-            ).fit, X)
+            em = step(
+                "EM",
+                GaussianMixture(
+                    k,
+                    covariance_type=spec.covariance_type,
+                    n_init=spec.em_n_init,
+                    random_state=int(seeds[0]),
+                ).fit,
+                X,
+            )
             map_est = None
         em.save(out / "em.nc")
         params = _point_parameters(em, map_est, spec.covariance_type)
         params.to_csv(out / "parameters.csv")
         report += ["## Point estimates", "", "```", params.to_string(), "```", ""]
-        report += [f"EM log-likelihood {em.score(X) * len(X):.4f}, BIC {em.bic(X):.3f}, "
-                   f"converged {em.converged_} after {em.n_iter_} iterations.", ""]
+        report += [
+            f"EM log-likelihood {em.score(X) * len(X):.4f}, BIC {em.bic(X):.3f}, "
+            f"converged {em.converged_} after {em.n_iter_} iterations.",
+            "",
+        ]
         if spec.figures:
             fig, name = _component_figure(em, X)
             _save_figure(fig, out / name)
@@ -245,40 +263,53 @@ def _run_gmm(spec: Spec, X: pd.DataFrame, out: Path, step: _Progress) -> tuple[s
         verdict = None
     else:
         common = dict(
-            chains=spec.chains, draws=spec.draws, tune=spec.tune, em_n_init=spec.em_n_init,
-            progressbar=step.enabled, **settings,
+            chains=spec.chains,
+            draws=spec.draws,
+            tune=spec.tune,
+            em_n_init=spec.em_n_init,
+            progressbar=step.enabled,
+            **settings,
         )
         if spec.is_sweep:
             from bayesgmm.selection import select_n_components
 
             selection = step(
-                f"K sweep {list(spec.n_components)}", select_n_components, X,
-                spec.n_components, random_state=spec.seed, **common,
+                f"K sweep {list(spec.n_components)}",
+                select_n_components,
+                X,
+                spec.n_components,
+                random_state=spec.seed,
+                **common,
             )
             selection.table.to_csv(out / "k_selection.csv")
             k = selection.choice_loo_parsimonious if spec.select == "loo" else selection.choice_bic
             model = selection.bayes_fits[k]
-            report += ["## Choosing K", "", "```", selection.to_text(), "```", "",
-                       f"Selected by {spec.select}: K = {k}.", ""]
+            report += [
+                "## Choosing K",
+                "",
+                "```",
+                selection.to_text(),
+                "```",
+                "",
+                f"Selected by {spec.select}: K = {k}.",
+                "",
+            ]
             extra["selected_k"] = k
             if spec.figures:
                 _save_figure(selection.plot(), out / "k_selection.png")
                 figures.append("k_selection.png")
         else:
             k = spec.n_components[0]
-            model = step(
-                f"BayesGMM K={k}", BayesGMM(k, random_state=spec.seed, **common).fit, X
-            )
+            model = step(f"BayesGMM K={k}", BayesGMM(k, random_state=spec.seed, **common).fit, X)
         model.save(out / "posterior.nc")
         import arviz as az
 
-        az.summary(
-            model.idata_, var_names=["weights", "means", "sigmas"], round_to="none"
-        ).to_csv(out / "summary.csv")
+        az.summary(model.idata_, var_names=["weights", "means", "sigmas"], round_to="none").to_csv(
+            out / "summary.csv"
+        )
         model.crosscheck_.table.to_csv(out / "crosscheck.csv")
         verdict = model.crosscheck_.verdict
-        report += [f"## Cross-check (K = {k})", "", "```", model.crosscheck_.to_text(), "```",
-                   ""]
+        report += [f"## Cross-check (K = {k})", "", "```", model.crosscheck_.to_text(), "```", ""]
         if spec.figures:
             fig, name = _component_figure(model, X)
             _save_figure(fig, out / name)

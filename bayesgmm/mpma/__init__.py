@@ -1,15 +1,29 @@
 """MPMA: mixture probabilistic matrix approximation (Chen et al., IJCAI 2016).
 
 Modules: :mod:`~bayesgmm.mpma.data` (input checks), :mod:`~bayesgmm.mpma.als` (weighted
-ALS kernels), :mod:`~bayesgmm.mpma.em` (model, MAP-EM), :mod:`~bayesgmm.mpma.estimator`
-(the ``MPMA`` estimator), :mod:`~bayesgmm.mpma.baselines`, :mod:`~bayesgmm.mpma.evaluation`
+ALS kernels), :mod:`~bayesgmm.mpma.em` (model, MAP-EM), :mod:`~bayesgmm.mpma.gibbs`
+(hierarchical priors, Gibbs sampling), :mod:`~bayesgmm.mpma.estimator` (the ``MPMA`` and
+``GibbsMPMA`` estimators), :mod:`~bayesgmm.mpma.baselines`, :mod:`~bayesgmm.mpma.evaluation`
 (cross-validation protocol), :mod:`~bayesgmm.mpma.persistence`; and, importing PyMC,
 :mod:`~bayesgmm.mpma.model` (the PyMC posterior) and :mod:`~bayesgmm.mpma.crosscheck`
 (MAP-EM vs NUTS).
 """
 
-from bayesgmm.mpma.baselines import GlobalMean, bias_baseline, pmf
+from bayesgmm.mpma.baselines import GlobalMean, bias_baseline, bpmf, pmf
 from bayesgmm.mpma.em import COMPONENTS, MPMAPriors
-from bayesgmm.mpma.estimator import MPMA, mae, rmse
+from bayesgmm.mpma.estimator import MPMA, GibbsMPMA, mae, rmse
+from bayesgmm.mpma.gibbs import GibbsPriors
 
-__all__ = ["COMPONENTS", "MPMA", "GlobalMean", "MPMAPriors", "bias_baseline", "mae", "pmf", "rmse"]
+__all__ = [
+    "COMPONENTS",
+    "MPMA",
+    "GibbsMPMA",
+    "GibbsPriors",
+    "GlobalMean",
+    "MPMAPriors",
+    "bias_baseline",
+    "bpmf",
+    "mae",
+    "pmf",
+    "rmse",
+]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["Factors", "SideIndex", "als_sweep", "factor_means", "side_index"]
+__all__ = ["Factors", "SideIndex", "als_sweep", "factor_means", "side_index", "update_side"]
 
 
 @dataclass
@@ -102,10 +102,12 @@ def factor_means(factors: Factors, rows: np.ndarray, cols: np.ndarray) -> np.nda
 
 
 @numba.njit(cache=True, nogil=True)
-def _cholesky_solve_inplace(a, b):
-    """Solve ``a x = b`` for symmetric positive definite ``a`` (lower triangle read).
+def _cholesky_solve_inplace(a, b, noise):
+    """``x = a^-1 b + L^-T noise`` for symmetric positive definite ``a = L L^T``, into ``b``.
 
-    ``a`` is overwritten by its Cholesky factor and ``b`` by ``x``.
+    Only the lower triangle of ``a`` is read; ``a`` is overwritten by ``L``. With an empty
+    ``noise`` this is the solve ``a x = b``; with standard normal ``noise`` of length
+    ``a.shape[0]``, ``x`` is a draw from ``Normal(a^-1 b, a^-1)``.
     """
     dim = a.shape[0]
     for j in range(dim):
@@ -124,6 +126,9 @@ def _cholesky_solve_inplace(a, b):
         for p in range(i):
             v -= a[i, p] * b[p]
         b[i] = v / a[i, i]
+    if noise.shape[0] > 0:
+        for i in range(dim):
+            b[i] += noise[i]
     for i in range(dim - 1, -1, -1):
         v = b[i]
         for p in range(i + 1, dim):
@@ -134,25 +139,28 @@ def _cholesky_solve_inplace(a, b):
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _update_side(
     indptr, order, other, target, weight, own_bias, other_bias, own, other_factors,
-    factor_precision, bias_precision, use_bias,
+    prior_precision, prior_shift, noise, use_bias,
 ):  # fmt: skip
-    """MAP of every entity's (factors, bias) on one side given the other side, in place.
+    """Conditional MAP (or a conditional draw) of every entity on one side, in place.
 
-    Row ``r`` solves ``(P + sum_n w_n x_n x_n^T) theta = sum_n w_n x_n t_n`` with
-    ``x_n = (V_s, 1)``, ``t_n = target_n - other_bias_s`` and ``P`` the prior precisions.
-    Rows without ratings get their prior mean, zero.
+    Entity ``r`` has ``theta = (factors, bias)`` (bias only if ``use_bias``) with the
+    Gaussian conditional posterior of precision ``A = P + sum_n w_n x_n x_n^T`` and
+    ``A mean = prior_shift + sum_n w_n x_n t_n``, where ``x_n = (V_s, 1)``,
+    ``t_n = target_n - other_bias_s``, ``P = prior_precision`` (dim, dim) and
+    ``prior_shift = P @ prior_mean`` (dim,). ``noise`` of shape (n_side, dim) draws
+    ``theta`` from that posterior; shape (0, dim) sets it to the mean (the ALS step).
+    Entities without ratings get their prior mean (or a draw from their prior).
     """
     n_side = indptr.shape[0] - 1
     k = own.shape[1]
     dim = k + 1 if use_bias else k
+    sample = noise.shape[0] > 0
+    empty = np.empty(0)
     for r in numba.prange(n_side):
-        a = np.zeros((dim, dim))
-        b = np.zeros(dim)
+        a = prior_precision.copy()
+        b = prior_shift.copy()
         x = np.empty(dim)
-        for f in range(k):
-            a[f, f] = factor_precision
         if use_bias:
-            a[k, k] = bias_precision
             x[k] = 1.0
         for p in range(indptr[r], indptr[r + 1]):
             n = order[p]
@@ -166,11 +174,63 @@ def _update_side(
                 b[f] += wx * t
                 for g in range(f + 1):
                     a[f, g] += wx * x[g]
-        _cholesky_solve_inplace(a, b)
+        _cholesky_solve_inplace(a, b, noise[r] if sample else empty)
         for f in range(k):
             own[r, f] = b[f]
         if use_bias:
             own_bias[r] = b[k]
+
+
+def update_side(
+    factors: Factors,
+    side: str,
+    target: np.ndarray,
+    weight: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    by_side: SideIndex,
+    prior_precision: np.ndarray,
+    prior_mean: np.ndarray,
+    *,
+    use_bias: bool,
+    noise: np.ndarray | None = None,
+) -> None:
+    """Update the rows (``side="row"``) or columns of ``factors`` given the other side.
+
+    Parameters
+    ----------
+    factors : Factors
+        Updated in place.
+    side : {"row", "col"}
+    target, weight, rows, cols : ndarray of shape (n_ratings,)
+        Ratings minus the offset, their weights (1 / rating units**2), matrix indices.
+    by_side : SideIndex
+        The ratings grouped by this side's index.
+    prior_precision : ndarray of shape (dim, dim)
+        Gaussian prior precision of an entity's ``(factors, bias)`` (``dim = n_factors +
+        use_bias``).
+    prior_mean : ndarray of shape (dim,)
+    use_bias : bool
+    noise : ndarray of shape (n_side, dim), optional
+        Standard normal draws: sample from the conditional posterior instead of taking
+        its mean.
+    """
+    if side == "row":
+        own, own_bias, other, other_bias, other_f = (
+            factors.row_factors, factors.row_bias, cols, factors.col_bias, factors.col_factors
+        )  # fmt: skip
+    else:
+        own, own_bias, other, other_bias, other_f = (
+            factors.col_factors, factors.col_bias, rows, factors.row_bias, factors.row_factors
+        )  # fmt: skip
+    dim = own.shape[1] + int(use_bias)
+    precision = np.ascontiguousarray(prior_precision, dtype=np.float64).reshape(dim, dim)
+    shift = precision @ np.asarray(prior_mean, dtype=np.float64).reshape(dim)
+    draws = np.empty((0, dim)) if noise is None else np.ascontiguousarray(noise, dtype=np.float64)
+    _update_side(
+        by_side.indptr, by_side.order, other, target, weight, own_bias, other_bias, own,
+        other_f, precision, shift, draws, use_bias,
+    )  # fmt: skip
 
 
 def als_sweep(
@@ -205,14 +265,15 @@ def als_sweep(
         Whether the row/column biases are free (otherwise they stay at zero).
     """
     target = ratings - factors.offset
-    _update_side(
-        by_row.indptr, by_row.order, cols, target, weight, factors.row_bias, factors.col_bias,
-        factors.row_factors, factors.col_factors, factor_precision, bias_precision, use_bias,
-    )  # fmt: skip
-    _update_side(
-        by_col.indptr, by_col.order, rows, target, weight, factors.col_bias, factors.row_bias,
-        factors.col_factors, factors.row_factors, factor_precision, bias_precision, use_bias,
-    )  # fmt: skip
+    dim = factors.row_factors.shape[1] + int(use_bias)
+    precision = np.diag(np.r_[np.full(factors.row_factors.shape[1], factor_precision),
+                              np.full(int(use_bias), bias_precision)])  # fmt: skip
+    zero = np.zeros(dim)
+    for side, by_side in (("row", by_row), ("col", by_col)):
+        update_side(
+            factors, side, target, weight, rows, cols, by_side, precision, zero,
+            use_bias=use_bias,
+        )  # fmt: skip
     residual = ratings - factor_means(factors, rows, cols) + factors.offset
     mean0, sd0 = offset_prior
     precision0 = 1.0 / sd0**2

@@ -3,7 +3,9 @@
 The bias baseline and PMF are MPMA's global component alone (``components=("global",)``),
 with zero factors for the bias baseline: the same priors, the same ALS, so their
 comparison with MPMA isolates what the local components add. PMF here is the MAP of
-Salakhutdinov and Mnih (2007) with biases (``use_bias=False`` gives their original form).
+Salakhutdinov and Mnih (2007) with biases (``use_bias=False`` gives their original form);
+Bayesian PMF (Salakhutdinov and Mnih 2008) is the Gibbs-sampled global component of
+:class:`~bayesgmm.mpma.estimator.GibbsMPMA` alone.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm.mpma.data import validate_ratings
-from bayesgmm.mpma.estimator import MPMA, mae, rmse
+from bayesgmm.mpma.estimator import MPMA, GibbsMPMA, mae, rmse
 
-__all__ = ["GlobalMean", "bias_baseline", "pmf"]
+__all__ = ["GlobalMean", "bias_baseline", "bpmf", "pmf"]
 
 
 class GlobalMean(BaseEstimator):
@@ -73,3 +75,11 @@ def pmf(n_factors: int = 10, **params) -> MPMA:
     Keyword arguments go to :class:`MPMA` (e.g. ``priors``, ``use_bias``, ``max_iter``).
     """
     return MPMA(n_factors, **({"components": ("global",)} | params))
+
+
+def bpmf(n_factors: int = 10, **params) -> GibbsMPMA:
+    """Bayesian PMF by Gibbs sampling: GibbsMPMA's global component alone.
+
+    Keyword arguments go to :class:`GibbsMPMA` (e.g. ``priors``, ``n_draws``).
+    """
+    return GibbsMPMA(n_factors, **({"components": ("global",)} | params))

@@ -14,6 +14,7 @@ from os import PathLike
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -28,8 +29,9 @@ from bayesgmm.mpma.em import (
     e_step,
     fit_map_em,
 )
+from bayesgmm.mpma.gibbs import GibbsPriors, fit_gibbs
 
-__all__ = ["MPMA", "mae", "resolve_priors", "rmse"]
+__all__ = ["MPMA", "GibbsMPMA", "mae", "resolve_priors", "rmse"]
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -43,21 +45,21 @@ def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float))))
 
 
-def resolve_priors(priors: MPMAPriors | Mapping | None) -> MPMAPriors:
-    """``MPMAPriors`` from None (defaults), a dict of fields, or an instance."""
+def resolve_priors(priors, kind: type = MPMAPriors):
+    """Priors of dataclass type ``kind`` from None (defaults), a dict of fields, or an instance."""
     if priors is None:
-        return MPMAPriors()
-    if isinstance(priors, MPMAPriors):
+        return kind()
+    if isinstance(priors, kind):
         return priors
     if isinstance(priors, Mapping):
-        unknown = set(priors) - {f.name for f in dataclasses.fields(MPMAPriors)}
+        unknown = set(priors) - {f.name for f in dataclasses.fields(kind)}
         if unknown:
             raise ValueError(
                 f"unknown prior field(s) {sorted(unknown)}; valid: "
-                f"{[f.name for f in dataclasses.fields(MPMAPriors)]}"
+                f"{[f.name for f in dataclasses.fields(kind)]}"
             )
-        return MPMAPriors(**priors)
-    raise ValueError(f"priors must be None, a dict or MPMAPriors, got {type(priors).__name__}")
+        return kind(**priors)
+    raise ValueError(f"priors must be None, a dict or {kind.__name__}, got {type(priors).__name__}")
 
 
 class MPMA(BaseEstimator):
@@ -156,6 +158,15 @@ class MPMA(BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> tuple[str, ...]:
+        components = self._check_structure()
+        check_positive_int(self.max_iter, "max_iter")
+        check_positive_int(self.n_warmup, "n_warmup", minimum=0)
+        if not self.tol >= 0:
+            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        return components
+
+    def _check_structure(self) -> tuple[str, ...]:
+        """Checks shared by every MPMA fit: components, rank, groups, rating scale."""
         components = tuple(self.components)
         if not components or "global" not in components:
             raise ValueError(
@@ -172,10 +183,6 @@ class MPMA(BaseEstimator):
         check_positive_int(self.n_factors, "n_factors", minimum=0)
         check_positive_int(self.n_user_groups, "n_user_groups")
         check_positive_int(self.n_item_groups, "n_item_groups")
-        check_positive_int(self.max_iter, "max_iter")
-        check_positive_int(self.n_warmup, "n_warmup", minimum=0)
-        if not self.tol >= 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
         check_rating_scale(self.rating_scale)
         return components
 
@@ -362,4 +369,172 @@ class MPMA(BaseEstimator):
         """Read a model written by :meth:`save`."""
         from bayesgmm.mpma.persistence import load_mpma
 
-        return load_mpma(path)
+        return load_mpma(path, cls.__name__)
+
+
+class GibbsMPMA(MPMA):
+    """MPMA with hierarchical priors, fitted by Gibbs sampling; predictions average the posterior.
+
+    The same mixture of a global, a user-local and an item-local factorisation as
+    :class:`MPMA`, with the priors of Bayesian PMF (Salakhutdinov and Mnih 2008) on every
+    component: each side's factors and biases are ``Normal(mu, Lambda**-1)`` with
+    ``(mu, Lambda)`` Normal-Wishart, so the shrinkage is learned rather than a fixed
+    penalty. Each component is sampled alone on its (sub-)matrices, as in Chen et al.'s
+    procedure; the mixture weights are then fitted on a held-out share of the training
+    ratings. See :mod:`bayesgmm.mpma.gibbs` for the model and the sampler.
+
+    Parameters
+    ----------
+    n_factors : int, default=10
+    n_user_groups, n_item_groups : int, default=2
+        k-means groups of users (items) on the posterior-mean global factors.
+    components : tuple of str, default=("global", "user", "item")
+        ``("global",)`` is Bayesian PMF.
+    use_bias : bool, default=True
+    priors : dict, GibbsPriors or None, default=None
+        Hyperpriors; None uses :class:`~bayesgmm.mpma.gibbs.GibbsPriors` defaults.
+    rating_scale : (float, float), default=(1.0, 5.0)
+    n_burn : int, default=30
+        Gibbs sweeps discarded per component.
+    n_draws : int, default=100
+        Gibbs sweeps kept per component (predictions average them).
+    validation_fraction : float, default=0.05
+        Share of the training ratings held out from the components to fit the mixture
+        weights (not used with one component).
+    random_state : int or None, default=None
+
+    Attributes
+    ----------
+    components_, user_ids_, item_ids_, user_groups_, item_groups_, train_users_,
+    train_items_, fit_time_, priors_
+        As in :class:`MPMA` (``priors_`` is a ``GibbsPriors``).
+    weights_ : ndarray of shape (n_components,)
+        Mixture weights fitted on the validation ratings.
+    sigmas_ : ndarray of shape (n_components,)
+        Posterior mean noise sd per component (rating units).
+    factors_ : list of Factors
+        Posterior mean factors per component (reporting, and the fallback of unseen users
+        and items; predictions average the draws' means instead).
+    posteriors_ : list of ComponentPosterior
+        The kept draws of every component.
+    validation_ : ndarray of shape (N,), bool
+        The training ratings held out for ``weights_``.
+    weights_trace_ : ndarray
+        Log posterior of the weights per EM iteration.
+    """
+
+    def __init__(
+        self,
+        n_factors: int = 10,
+        *,
+        n_user_groups: int = 2,
+        n_item_groups: int = 2,
+        components: tuple[str, ...] = COMPONENTS,
+        use_bias: bool = True,
+        priors: GibbsPriors | Mapping | None = None,
+        rating_scale: tuple[float, float] = (1.0, 5.0),
+        n_burn: int = 30,
+        n_draws: int = 100,
+        validation_fraction: float = 0.05,
+        random_state: int | None = None,
+    ):
+        self.n_factors = n_factors
+        self.n_user_groups = n_user_groups
+        self.n_item_groups = n_item_groups
+        self.components = components
+        self.use_bias = use_bias
+        self.priors = priors
+        self.rating_scale = rating_scale
+        self.n_burn = n_burn
+        self.n_draws = n_draws
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def _check_params(self) -> tuple[str, ...]:
+        components = self._check_structure()
+        check_positive_int(self.n_burn, "n_burn", minimum=0)
+        check_positive_int(self.n_draws, "n_draws")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
+        return components
+
+    def fit(self, data, items=None, ratings=None) -> GibbsMPMA:
+        """Sample every component, then fit the mixture weights on held-out ratings.
+
+        Parameters
+        ----------
+        data : DataFrame with columns user, item, rating; or array-like of user ids (N,)
+        items, ratings : array-like of shape (N,), optional
+
+        Returns
+        -------
+        self
+        """
+        components = self._check_params()
+        priors = resolve_priors(self.priors, GibbsPriors)
+        if priors.weights_alpha < 1:
+            raise ValueError(f"priors.weights_alpha must be >= 1, got {priors.weights_alpha}")
+        encoded = encode(validate_ratings(data, items, ratings, rating_scale=self.rating_scale))
+        start = time.perf_counter()
+        fit = fit_gibbs(
+            encoded.users,
+            encoded.items,
+            encoded.ratings,
+            len(encoded.user_ids),
+            len(encoded.item_ids),
+            components=components,
+            n_factors=int(self.n_factors),
+            n_user_groups=int(self.n_user_groups),
+            n_item_groups=int(self.n_item_groups),
+            priors=priors,
+            use_bias=bool(self.use_bias),
+            n_burn=int(self.n_burn),
+            n_draws=int(self.n_draws),
+            validation_fraction=float(self.validation_fraction),
+            seed=self.random_state,
+        )
+        self.fit_time_ = time.perf_counter() - start
+        self.components_ = components
+        self.user_ids_, self.item_ids_ = encoded.user_ids, encoded.item_ids
+        self.user_groups_, self.item_groups_ = fit.user_groups, fit.item_groups
+        self.weights_, self.sigmas_ = fit.weights, fit.sigmas
+        self.posteriors_ = fit.posteriors
+        self.factors_ = [p.posterior_mean() for p in fit.posteriors]
+        self.validation_ = fit.validation
+        self.weights_trace_ = np.asarray(fit.weights_trace)
+        self.priors_ = priors
+        self.train_users_, self.train_items_ = encoded.users, encoded.items
+        return self
+
+    def _indices(self, u: np.ndarray, i: np.ndarray) -> list:
+        n_users, n_items = len(self.user_ids_), len(self.item_ids_)
+        return [
+            component_index(c, u, i, n_users, n_items, self.user_groups_, self.item_groups_)
+            for c in self.components_
+        ]
+
+    def _component_means(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Posterior mean of every component's rating mean, shape (N, n_components)."""
+        return np.column_stack(
+            [p.mean_prediction(ix.rows, ix.cols)
+             for p, ix in zip(self.posteriors_, self._indices(u, i), strict=True)]
+        )  # fmt: skip
+
+    def predict_proba_components(self, data, items=None, ratings=None) -> np.ndarray:
+        """``p(component | rating)`` from the components' posterior predictive densities.
+
+        Shape (N, n_components); users and items must have been seen in ``fit``.
+        """
+        check_is_fitted(self)
+        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale)
+        u, i = self._encode_pairs(frame["user"].to_numpy(), frame["item"].to_numpy())
+        if np.any(u < 0) or np.any(i < 0):
+            raise ValueError("predict_proba_components needs users and items seen in fit")
+        r = frame["rating"].to_numpy(dtype=np.float64)
+        joint = np.log(self.weights_) + np.column_stack(
+            [p.log_predictive(r, ix.rows, ix.cols)
+             for p, ix in zip(self.posteriors_, self._indices(u, i), strict=True)]
+        )  # fmt: skip
+        return np.exp(joint - logsumexp(joint, axis=1, keepdims=True))

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
-from bayesgmm.mpma.baselines import GlobalMean, bias_baseline, pmf
-from bayesgmm.mpma.estimator import MPMA, mae, rmse
+from bayesgmm.mpma.baselines import GlobalMean, bias_baseline, bpmf, pmf
+from bayesgmm.mpma.estimator import MPMA, GibbsMPMA, mae, rmse
 
 __all__ = [
     "SurprisePeer",
@@ -79,8 +79,9 @@ def default_methods(
 
     Rows: global mean, user/item bias baseline, PMF (MAP), MPMA as Chen et al. combine the
     components (``refine_factors=False``), MPMA joint MAP-EM (``refine_factors=True``),
-    and scikit-surprise's SVD and SVD++ with default settings. ``mpma_params`` go to
-    every MPMA-based method.
+    Bayesian PMF and MPMA with its hierarchical priors by Gibbs sampling
+    (:class:`GibbsMPMA`, default settings), and scikit-surprise's SVD and SVD++ with
+    default settings. ``mpma_params`` go to every MAP-EM method.
     """
     methods: dict[str, Callable[[], Any]] = {
         "global mean": GlobalMean,
@@ -92,6 +93,8 @@ def default_methods(
         "MPMA (joint MAP-EM)": lambda: MPMA(
             n_factors, refine_factors=True, random_state=seed, **mpma_params
         ),
+        "BPMF (Gibbs)": lambda: bpmf(n_factors, random_state=seed),
+        "MPMA (Gibbs, BPMF priors)": lambda: GibbsMPMA(n_factors, random_state=seed),
     }
     reason = ""
     if include_peers:

@@ -195,9 +195,7 @@ def run_mpma(spec: Spec, frame: pd.DataFrame, out: Path, step) -> tuple[str | No
             import arviz as az
             import matplotlib.pyplot as plt
 
-            az.plot_rank(check.idata, var_names=["weights", "sigmas"]).savefig(
-                out / "rank.png"
-            )
+            az.plot_rank(check.idata, var_names=["weights", "sigmas"]).savefig(out / "rank.png")
             plt.close("all")
             figures.append("rank.png")
     if figures:

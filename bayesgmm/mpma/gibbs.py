@@ -1,0 +1,348 @@
+"""Gibbs sampling of MPMA with hierarchical priors: Bayesian PMF for every component.
+
+Each component ``c`` (global, user-local, item-local, in the matrix layouts of
+:func:`bayesgmm.mpma.em.component_index`) is the Bayesian probabilistic matrix
+factorisation of Salakhutdinov and Mnih (2008, ICML), with the biases as one more
+coordinate of every entity::
+
+    theta_r = (U_r, a_r) ~ Normal(mu_row, Lambda_row**-1)      rows with a rating
+    theta_s = (V_s, b_s) ~ Normal(mu_col, Lambda_col**-1)      columns with a rating
+    (mu, Lambda) ~ NormalWishart(0, beta0, wishart_scale * I, dim)   one per side
+    R_n | c ~ Normal(offset + a_r + b_s + U_r . V_s, 1 / tau_c)
+    tau_c ~ Gamma(noise_shape, noise_rate)
+
+The offset is the mean of the ratings the component is fitted on (fixed). Unlike the fixed
+ridge penalties of MAP-EM (:mod:`bayesgmm.mpma.em`), the prior mean and full covariance
+of the factors are learned, and predictions average over the posterior instead of using
+its mode. The Gibbs sweep draws, per side, ``(mu, Lambda)`` given the entities, then
+every entity given the other side (the kernel of :func:`bayesgmm.mpma.als.update_side`,
+with noise), then ``tau``.
+
+The mixture is combined as Chen et al. (2016) do it: every component is sampled alone on
+its (sub-)matrices (the global one first; users and items are grouped by k-means on its
+posterior-mean factors; each local component starts from the last global draw). The
+mixture weights ``pi`` are then the MAP (under ``Dirichlet(weights_alpha)``) of the
+mixture of the components' posterior predictive densities on a held-out validation
+fraction of the training ratings, which the components never see. Weights fitted on the
+ratings the components were sampled on would reward the components with the most
+parameters (they fit their training ratings best, and predict new ones worst).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+from scipy.stats import wishart
+
+from bayesgmm.mpma.als import Factors, factor_means, update_side
+from bayesgmm.mpma.em import (
+    ComponentIndex,
+    cluster_entities,
+    component_index,
+    local_factors_from_global,
+    m_step_weights,
+)
+
+__all__ = [
+    "ComponentPosterior",
+    "GibbsFit",
+    "GibbsPriors",
+    "fit_gibbs",
+    "mixture_weights",
+    "sample_component",
+    "sample_normal_wishart",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class GibbsPriors:
+    """Hyperpriors of the Gibbs-sampled MPMA (rating units).
+
+    Attributes
+    ----------
+    beta0 : float
+        Normal-Wishart: the prior mean of the entity vectors is ``Normal(0, (beta0
+        Lambda)**-1)``.
+    wishart_scale : float
+        Normal-Wishart scale matrix ``W0 = wishart_scale * I``; the degrees of freedom are
+        the dimension ``n_factors + use_bias`` (Salakhutdinov and Mnih's choice).
+    noise_shape, noise_rate : float
+        ``tau_c ~ Gamma(noise_shape, rate=noise_rate)``, the noise precision.
+    weights_alpha : float
+        Symmetric Dirichlet concentration of the mixture weights ``pi`` (>= 1).
+    """
+
+    beta0: float = 2.0
+    wishart_scale: float = 1.0
+    noise_shape: float = 1.0
+    noise_rate: float = 1.0
+    weights_alpha: float = 2.0
+
+
+def sample_normal_wishart(
+    rng: np.random.Generator, x: np.ndarray, priors: GibbsPriors
+) -> tuple[np.ndarray, np.ndarray]:
+    """A draw of ``(mu, Lambda)`` given entity vectors ``x`` of shape (n, dim).
+
+    The conjugate update of ``NormalWishart(0, beta0, wishart_scale * I, dim)``
+    (Salakhutdinov and Mnih 2008, eq. 14). Returns ``mu`` (dim,) and ``Lambda`` (dim, dim).
+    """
+    n, dim = x.shape
+    xbar = x.mean(axis=0) if n else np.zeros(dim)
+    centred = x - xbar
+    beta0 = priors.beta0
+    scale_inv = (
+        np.eye(dim) / priors.wishart_scale
+        + centred.T @ centred
+        + (beta0 * n / (beta0 + n)) * np.outer(xbar, xbar)
+    )
+    scale = np.linalg.inv(scale_inv)
+    precision = np.atleast_2d(
+        wishart.rvs(df=dim + n, scale=0.5 * (scale + scale.T), random_state=rng)
+    )
+    mean = rng.multivariate_normal(n * xbar / (beta0 + n), np.linalg.inv((beta0 + n) * precision))
+    return mean, precision
+
+
+def _stack(factors: Factors, side: str, seen: np.ndarray, use_bias: bool) -> np.ndarray:
+    """Entity vectors ``(factors, bias)`` of the ``seen`` rows or columns, (n_seen, dim)."""
+    f = factors.row_factors if side == "row" else factors.col_factors
+    b = factors.row_bias if side == "row" else factors.col_bias
+    return np.column_stack([f[seen], b[seen]]) if use_bias else f[seen]
+
+
+@dataclass
+class ComponentPosterior:
+    """Posterior draws of one component.
+
+    Attributes
+    ----------
+    draws : list of Factors
+        The kept draws (same layout as the component's :class:`ComponentIndex`).
+    sigmas : ndarray of shape (n_draws,)
+        Noise sd ``tau**-0.5`` of every kept draw (rating units).
+    log_likelihood : ndarray of shape (n_burn + n_draws,)
+        Log-likelihood of the component's training ratings after every sweep.
+    """
+
+    draws: list[Factors]
+    sigmas: np.ndarray
+    log_likelihood: np.ndarray
+
+    def mean_prediction(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Posterior mean of the component's rating mean at (rows, cols), shape (N,)."""
+        return np.mean([factor_means(f, rows, cols) for f in self.draws], axis=0)
+
+    def log_predictive(self, ratings: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``log p(R_n | draws)``: log of the draws' average Normal density, shape (N,)."""
+        log_dens = np.stack(
+            [
+                -math.log(s)
+                - 0.5 * _LOG_2PI
+                - 0.5 * ((ratings - factor_means(f, rows, cols)) / s) ** 2
+                for f, s in zip(self.draws, self.sigmas, strict=True)
+            ]
+        )
+        return logsumexp(log_dens, axis=0) - math.log(len(self.draws))
+
+    def posterior_mean(self) -> Factors:
+        """Factors averaged over the draws (for reporting; predictions average the means)."""
+        mean = {
+            name: np.mean([getattr(f, name) for f in self.draws], axis=0)
+            for name in ("row_bias", "col_bias", "row_factors", "col_factors")
+        }
+        return Factors(self.draws[0].offset, **mean)
+
+
+def sample_component(
+    factors: Factors,
+    ratings: np.ndarray,
+    index: ComponentIndex,
+    priors: GibbsPriors,
+    *,
+    use_bias: bool,
+    n_burn: int,
+    n_draws: int,
+    rng: np.random.Generator,
+) -> ComponentPosterior:
+    """Gibbs-sample one component alone on its ratings, from ``factors`` (copied).
+
+    Parameters
+    ----------
+    factors : Factors
+        Starting point; its offset is kept fixed.
+    ratings : ndarray of shape (N,)
+    index : ComponentIndex
+        Matrix indices of the ratings.
+    priors : GibbsPriors
+    use_bias : bool
+        Sample the biases (otherwise they stay at zero).
+    n_burn, n_draws : int
+        Sweeps discarded, then sweeps kept.
+    rng : numpy Generator
+    """
+    f = factors.copy()
+    target = ratings - f.offset
+    n = ratings.shape[0]
+    k = f.row_factors.shape[1]
+    dim = k + int(use_bias)
+    tau = 1.0 / max(float(np.var(ratings)), 1e-12)
+    sides = (("row", index.by_row, index.seen_rows, index.n_rows),
+             ("col", index.by_col, index.seen_cols, index.n_cols))  # fmt: skip
+    draws, sigmas, log_lik = [], [], []
+    for sweep in range(n_burn + n_draws):
+        for side, by_side, seen, n_side in sides:
+            mean, precision = sample_normal_wishart(rng, _stack(f, side, seen, use_bias), priors)
+            update_side(
+                f, side, target, np.full(n, tau), index.rows, index.cols, by_side, precision,
+                mean, use_bias=use_bias, noise=rng.standard_normal((n_side, dim)),
+            )  # fmt: skip
+        residual = ratings - factor_means(f, index.rows, index.cols)
+        ss = float(residual @ residual)
+        log_lik.append(0.5 * n * (math.log(tau) - _LOG_2PI) - 0.5 * tau * ss)
+        tau = rng.gamma(priors.noise_shape + 0.5 * n, 1.0 / (priors.noise_rate + 0.5 * ss))
+        if sweep >= n_burn:
+            draws.append(f.copy())
+            sigmas.append(tau**-0.5)
+    return ComponentPosterior(draws, np.asarray(sigmas), np.asarray(log_lik))
+
+
+def mixture_weights(
+    log_densities: np.ndarray, alpha: float, *, max_iter: int = 1000, tol: float = 1e-10
+) -> tuple[np.ndarray, list[float]]:
+    """MAP of ``pi`` for the mixture ``sum_c pi_c p_c(R_n)`` of fixed densities, by EM.
+
+    ``log_densities`` (N, n_components) are ``log p_c(R_n)``; the prior is
+    ``Dirichlet(alpha)``. Returns ``pi`` and the log posterior per iteration (which EM
+    increases; the objective is concave in ``pi``, so the maximum is global).
+    """
+    n_components = log_densities.shape[1]
+    weights = np.full(n_components, 1.0 / n_components)
+    trace: list[float] = []
+    for _ in range(max_iter):
+        joint = np.log(weights) + log_densities
+        norm = logsumexp(joint, axis=1)
+        trace.append(float(norm.sum() + (alpha - 1.0) * np.log(weights).sum()))
+        if len(trace) > 1 and abs(trace[-1] - trace[-2]) < tol * len(norm):
+            break
+        weights = m_step_weights(np.exp(joint - norm[:, None]), alpha)
+    return weights, trace
+
+
+@dataclass
+class GibbsFit:
+    """Outcome of :func:`fit_gibbs`.
+
+    Attributes
+    ----------
+    posteriors : list of ComponentPosterior
+        One per component, in the order of ``components``.
+    user_groups, item_groups : ndarray of shape (n_users,), (n_items,), int64
+    weights : ndarray of shape (n_components,)
+    sigmas : ndarray of shape (n_components,)
+        Posterior mean noise sd per component.
+    validation : ndarray of shape (N,), bool
+        The training ratings held out to fit ``weights`` (all False for one component).
+    weights_trace : list of float
+        Log posterior of ``weights`` per EM iteration.
+    """
+
+    posteriors: list[ComponentPosterior]
+    user_groups: np.ndarray
+    item_groups: np.ndarray
+    weights: np.ndarray
+    sigmas: np.ndarray
+    validation: np.ndarray
+    weights_trace: list[float]
+
+
+def fit_gibbs(
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    n_users: int,
+    n_items: int,
+    *,
+    components: tuple[str, ...],
+    n_factors: int,
+    n_user_groups: int,
+    n_item_groups: int,
+    priors: GibbsPriors,
+    use_bias: bool,
+    n_burn: int,
+    n_draws: int,
+    validation_fraction: float,
+    seed: int | None,
+) -> GibbsFit:
+    """Sample every component alone, then fit the mixture weights on held-out ratings.
+
+    Parameters
+    ----------
+    users, items : ndarray of shape (N,), int64
+        Encoded indices.
+    ratings : ndarray of shape (N,), float64
+    n_users, n_items : int
+    components : tuple of str
+        Ordered subset of ``COMPONENTS`` containing "global".
+    n_factors, n_user_groups, n_item_groups : int
+    priors : GibbsPriors
+    use_bias : bool
+    n_burn, n_draws : int
+        Gibbs sweeps per component: discarded, then kept.
+    validation_fraction : float
+        Share of the ratings held out for the mixture weights (unused, and all ratings
+        sampled on, when "global" is the only component).
+    seed : int or None
+    """
+    rng = np.random.default_rng(seed)
+    n = ratings.shape[0]
+    single = len(components) == 1
+    validation = np.zeros(n, dtype=bool) if single else rng.random(n) < validation_fraction
+    if not single and (validation.sum() == 0 or validation.all()):
+        raise ValueError(
+            f"validation_fraction={validation_fraction} holds out {int(validation.sum())} of "
+            f"{n} ratings; the mixture weights need some held-out ratings and the components "
+            "some to sample on: use a fraction strictly between 0 and 1 with enough ratings"
+        )
+    fit_mask = ~validation
+    u, i, r = users[fit_mask], items[fit_mask], ratings[fit_mask]
+    groups = np.zeros(n_users, dtype=np.int64), np.zeros(n_items, dtype=np.int64)
+    start = Factors(
+        offset=float(r.mean()),
+        row_bias=np.zeros(n_users),
+        col_bias=np.zeros(n_items),
+        row_factors=0.1 * rng.standard_normal((n_users, n_factors)),
+        col_factors=0.1 * rng.standard_normal((n_items, n_factors)),
+    )
+    options = {"use_bias": use_bias, "n_burn": n_burn, "n_draws": n_draws, "rng": rng}
+    glob = sample_component(
+        start, r, component_index("global", u, i, n_users, n_items, *groups), priors, **options
+    )
+    posteriors = [glob]
+    if not single:
+        mean = glob.posterior_mean()
+        seed_groups = int(rng.integers(2**31))
+        groups = (
+            cluster_entities(mean.row_factors, n_user_groups, seed_groups),
+            cluster_entities(mean.col_factors, n_item_groups, seed_groups),
+        )
+        for name in components[1:]:
+            local = local_factors_from_global(name, glob.draws[-1], n_user_groups, n_item_groups)
+            ix = component_index(name, u, i, n_users, n_items, *groups)
+            posteriors.append(sample_component(local, r, ix, priors, **options))
+    sigmas = np.array([float(np.mean(p.sigmas)) for p in posteriors])
+    if single:
+        return GibbsFit(posteriors, *groups, np.ones(1), sigmas, validation, [])
+    val = [component_index(c, users[validation], items[validation], n_users, n_items, *groups)
+           for c in components]  # fmt: skip
+    log_dens = np.column_stack(
+        [p.log_predictive(ratings[validation], ix.rows, ix.cols)
+         for p, ix in zip(posteriors, val, strict=True)]
+    )  # fmt: skip
+    weights, trace = mixture_weights(log_dens, priors.weights_alpha)
+    return GibbsFit(posteriors, *groups, weights, sigmas, validation, trace)
