@@ -4,7 +4,8 @@ One run, one fixed seed, the same folds for every method (``KFold(5, shuffle=Tru
 random_state=seed)`` over the 100,000 ratings). Per fold: RMSE, MAE and fit time; then
 mean +/- sd over folds. Rows: global mean, user/item bias baseline (MAP), PMF (MAP, MPMA's
 global component alone), MPMA with Chen et al.'s schedule (components fitted separately,
-then MAP-EM of pi and sigma), MPMA joint MAP-EM (factors refined in the EM too), and the
+then MAP-EM of pi and sigma), MPMA joint MAP-EM (factors refined in the EM too), Bayesian
+PMF and MPMA with hierarchical (BPMF) priors by Gibbs sampling (``GibbsMPMA``), and the
 scikit-surprise peers SVD and SVD++ with default settings (the ``bench`` extra; skipped
 with the reason printed when surprise cannot be imported).
 

@@ -1,0 +1,186 @@
+"""Gibbs-sampled MPMA: conditional draws and hyperpriors against closed forms, recovery of
+a known truth, mixture weights against a direct optimiser, estimator API, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize
+
+from bayesgmm.mpma import MPMA, GibbsMPMA, GibbsPriors, bpmf
+from bayesgmm.mpma.als import Factors, side_index, update_side
+from bayesgmm.mpma.gibbs import mixture_weights, sample_normal_wishart
+
+SCALE = (-20.0, 25.0)  # a declared scale wide enough that the truth is never clipped
+
+
+def low_rank_ratings(seed=0, n_users=120, n_items=90, rank=2, noise=0.3, density=0.5):
+    """Continuous ratings of a known biased rank-``rank`` matrix plus Normal(0, noise) noise."""
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=(n_users, rank))
+    v = rng.normal(size=(n_items, rank))
+    mean = 3.0 + 0.4 * rng.normal(size=(n_users, 1)) + 0.4 * rng.normal(size=n_items) + u @ v.T
+    users, items = np.nonzero(rng.random((n_users, n_items)) < density)
+    ratings = mean[users, items] + noise * rng.normal(size=users.size)
+    assert SCALE[0] < ratings.min() and ratings.max() < SCALE[1]  # no clipping anywhere
+    return pd.DataFrame({"user": users, "item": items, "rating": ratings}), mean
+
+
+def test_conditional_draws_have_the_exact_gaussian_posterior():
+    """update_side with noise draws theta_r from N(A^-1 b, A^-1), A and b written plainly."""
+    rng = np.random.default_rng(1)
+    n_rows, n_cols, k = 3, 6, 2
+    rows = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    cols = np.array([0, 2, 5, 1, 3, 0, 1, 4, 5])
+    ratings = rng.normal(3.0, 1.0, rows.size)
+    weight = rng.uniform(0.5, 2.0, rows.size)
+    base = Factors(
+        3.0, rng.normal(size=n_rows), rng.normal(size=n_cols),
+        rng.normal(size=(n_rows, k)), rng.normal(size=(n_cols, k)),
+    )  # fmt: skip
+    prior_precision = np.array([[2.0, 0.3, 0.1], [0.3, 1.5, 0.0], [0.1, 0.0, 3.0]])
+    prior_mean = np.array([0.2, -0.1, 0.3])
+    n_draws = 20_000
+    draws = np.empty((n_draws, n_rows, k + 1))
+    f = base.copy()
+    by_row = side_index(rows, n_rows)
+    for d in range(n_draws):
+        update_side(
+            f, "row", ratings - f.offset, weight, rows, cols, by_row, prior_precision,
+            prior_mean, use_bias=True, noise=rng.standard_normal((n_rows, k + 1)),
+        )  # fmt: skip
+        draws[d] = np.column_stack([f.row_factors, f.row_bias])
+    for r in range(n_rows):
+        sel = rows == r
+        x = np.column_stack([base.col_factors[cols[sel]], np.ones(sel.sum())])
+        t = ratings[sel] - base.offset - base.col_bias[cols[sel]]
+        a = prior_precision + (x * weight[sel, None]).T @ x
+        cov = np.linalg.inv(a)
+        mean = cov @ (prior_precision @ prior_mean + x.T @ (weight[sel] * t))
+        se = np.sqrt(np.diag(cov) / n_draws)
+        np.testing.assert_array_less(np.abs(draws[:, r].mean(axis=0) - mean), 5 * se)
+        np.testing.assert_allclose(np.cov(draws[:, r].T), cov, rtol=0.05, atol=0.01 * cov.max())
+
+
+def test_normal_wishart_draws_match_the_conjugate_posterior():
+    """Mean of Lambda = nu_n W_n and mean of mu = n xbar / (beta0 + n) (closed forms)."""
+    rng = np.random.default_rng(2)
+    x = rng.multivariate_normal([0.5, -0.3], [[1.0, 0.4], [0.4, 0.5]], size=40)
+    priors = GibbsPriors(beta0=2.0, wishart_scale=1.0)
+    n, dim = x.shape
+    xbar = x.mean(axis=0)
+    scale = np.linalg.inv(
+        np.eye(dim) + (x - xbar).T @ (x - xbar) + 2.0 * n / (2.0 + n) * np.outer(xbar, xbar)
+    )
+    draws = [sample_normal_wishart(rng, x, priors) for _ in range(8000)]
+    mus = np.array([d[0] for d in draws])
+    lams = np.array([d[1] for d in draws])
+    np.testing.assert_allclose(lams.mean(axis=0), (dim + n) * scale, rtol=0.03)
+    np.testing.assert_allclose(mus.mean(axis=0), n * xbar / (2.0 + n), atol=0.01)
+
+
+def test_mixture_weights_match_a_direct_optimiser():
+    rng = np.random.default_rng(3)
+    log_dens = np.log(rng.dirichlet(np.ones(3), size=500)) + rng.normal(size=(500, 1))
+    alpha = 2.0
+    weights, trace = mixture_weights(log_dens, alpha)
+
+    def neg(z):
+        w = np.exp(z - np.logaddexp.reduce(z))
+        return -(np.logaddexp.reduce(np.log(w) + log_dens, axis=1).sum()
+                 + (alpha - 1) * np.log(w).sum())  # fmt: skip
+
+    best = optimize.minimize(neg, np.zeros(3), method="Nelder-Mead", options={"xatol": 1e-10,
+                             "fatol": 1e-12, "maxiter": 20_000})  # fmt: skip
+    np.testing.assert_allclose(weights, np.exp(best.x - np.logaddexp.reduce(best.x)), atol=1e-4)
+    assert np.all(np.diff(trace) >= -1e-9)
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return low_rank_ratings()
+
+
+def test_bpmf_recovers_a_known_low_rank_matrix_and_noise(truth):
+    frame, mean = truth
+    model = bpmf(2, n_burn=40, n_draws=60, rating_scale=SCALE, random_state=0).fit(frame)
+    grid_u, grid_i = np.meshgrid(np.arange(mean.shape[0]), np.arange(mean.shape[1]), indexing="ij")
+    pred = model.predict(grid_u.ravel(), grid_i.ravel())
+    err = np.sqrt(np.mean((pred - mean.ravel()) ** 2))
+    # the whole matrix, unobserved half included, within the noise sd of the truth
+    assert err < 0.15, err  # MAP PMF at its default penalty: 0.37 on these data
+    assert abs(model.sigmas_[0] - 0.3) < 0.03, model.sigmas_
+
+
+def test_gibbs_mpma_fits_weights_on_held_out_ratings_only(truth):
+    frame, _ = truth
+    model = GibbsMPMA(
+        2, n_burn=10, n_draws=10, validation_fraction=0.2, rating_scale=SCALE, random_state=0
+    )
+    model.fit(frame)
+    held = model.validation_
+    assert 0.15 < held.mean() < 0.25
+    assert np.isclose(model.weights_.sum(), 1.0) and model.weights_.shape == (3,)
+    # the weights maximise the mixture of the components' predictive densities there
+    sub = frame[held]
+    resp = model.predict_proba_components(sub)
+    alpha = model.priors_.weights_alpha
+    expected = (resp.sum(axis=0) + alpha - 1) / (len(sub) + 3 * (alpha - 1))
+    np.testing.assert_allclose(model.weights_, expected, atol=1e-4)  # EM's stopping rule
+
+
+def test_predict_averages_the_draws_and_save_load_is_exact(tmp_path, truth):
+    frame, _ = truth
+    model = GibbsMPMA(2, n_burn=5, n_draws=8, rating_scale=SCALE, random_state=1).fit(frame)
+    u, i = frame["user"].to_numpy()[:50], frame["item"].to_numpy()[:50]
+    means = model.component_means(u, i)
+    post = model.posteriors_[0]
+    by_hand = np.mean(
+        [f.offset + f.row_bias[u] + f.col_bias[i] + np.sum(f.row_factors[u] * f.col_factors[i], 1)
+         for f in post.draws], axis=0,
+    )  # fmt: skip
+    np.testing.assert_allclose(means[:, 0], by_hand, rtol=1e-12)
+    np.testing.assert_allclose(model.predict(u, i), np.clip(means @ model.weights_, *SCALE))
+    path = tmp_path / "gibbs.nc"
+    model.save(path)
+    back = GibbsMPMA.load(path)
+    np.testing.assert_array_equal(back.predict(u, i), model.predict(u, i))
+    assert back.get_params() == model.get_params()
+    for a, b in zip(back.posteriors_, model.posteriors_, strict=True):
+        np.testing.assert_array_equal(a.sigmas, b.sigmas)
+        np.testing.assert_array_equal(a.draws[-1].col_factors, b.draws[-1].col_factors)
+    with pytest.raises(ValueError, match="not a saved bayesgmm MPMA model"):
+        MPMA.load(path)
+
+
+def test_same_seed_same_fit(truth):
+    frame, _ = truth
+    a = GibbsMPMA(2, n_burn=3, n_draws=4, rating_scale=SCALE, random_state=5).fit(frame)
+    b = GibbsMPMA(2, n_burn=3, n_draws=4, rating_scale=SCALE, random_state=5).fit(frame)
+    np.testing.assert_array_equal(a.predict(frame["user"], frame["item"]),
+                                  b.predict(frame["user"], frame["item"]))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"validation_fraction": 0.0}, "validation_fraction must be in"),
+        ({"validation_fraction": 1.0}, "validation_fraction must be in"),
+        ({"n_draws": 0}, "n_draws must be an integer >= 1"),
+        ({"n_burn": -1}, "n_burn must be an integer >= 0"),
+        ({"priors": {"beta": 1.0}}, "unknown prior field"),
+        ({"priors": {"weights_alpha": 0.5}}, "weights_alpha must be >= 1"),
+        ({"components": ("user",)}, "components must include 'global'"),
+    ],
+)
+def test_bad_parameters_raise(truth, params, match):
+    with pytest.raises(ValueError, match=match):
+        GibbsMPMA(2, **({"n_burn": 1, "n_draws": 1, "rating_scale": SCALE} | params)).fit(truth[0])
+
+
+def test_too_few_ratings_for_a_validation_split_raise():
+    frame = pd.DataFrame({"user": [0, 1, 2], "item": [0, 1, 0], "rating": [3.0, 4.0, 5.0]})
+    with pytest.raises(ValueError, match="held-out ratings"):
+        GibbsMPMA(1, n_user_groups=1, n_item_groups=1, n_burn=1, n_draws=1,
+                  validation_fraction=0.01, random_state=0).fit(frame)  # fmt: skip
