@@ -65,9 +65,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s)"
     )
     start = time.perf_counter()
-    per_fold = cross_validate(
-        ratings, methods, n_splits=args.folds, seed=args.seed, verbose=True
-    )
+    per_fold = cross_validate(ratings, methods, n_splits=args.folds, seed=args.seed, verbose=True)
     table = summarize(per_fold)
     print()
     print(
