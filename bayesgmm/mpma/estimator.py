@@ -22,6 +22,7 @@ from bayesgmm._validation import check_positive_int
 from bayesgmm.mpma.data import check_rating_scale, encode, validate_ratings
 from bayesgmm.mpma.em import (
     COMPONENTS,
+    ComponentIndex,
     MPMAPriors,
     MPMAState,
     component_index,
@@ -202,39 +203,38 @@ class MPMA(BaseEstimator):
         """
         components = self._check_params()
         priors = resolve_priors(self.priors)
-        encoded = encode(validate_ratings(data, items, ratings, rating_scale=self.rating_scale))
-        start = time.perf_counter()
-        fit = fit_map_em(
-            encoded.users,
-            encoded.items,
-            encoded.ratings,
-            len(encoded.user_ids),
-            len(encoded.item_ids),
-            components=components,
-            n_factors=int(self.n_factors),
-            n_user_groups=int(self.n_user_groups),
-            n_item_groups=int(self.n_item_groups),
-            priors=priors,
-            use_bias=bool(self.use_bias),
-            n_warmup=int(self.n_warmup),
-            max_iter=int(self.max_iter),
-            tol=float(self.tol),
+        fit = self._run_fit(
+            fit_map_em, priors, components, data, items, ratings,
+            n_warmup=int(self.n_warmup), max_iter=int(self.max_iter), tol=float(self.tol),
             refine_factors=bool(self.refine_factors),
-            seed=self.random_state,
-        )
-        self.fit_time_ = time.perf_counter() - start
-        self.components_ = components
-        self.user_ids_, self.item_ids_ = encoded.user_ids, encoded.item_ids
-        self.user_groups_, self.item_groups_ = fit.user_groups, fit.item_groups
+        )  # fmt: skip
         self.weights_, self.sigmas_ = fit.state.weights, fit.state.sigmas
         self.factors_ = fit.state.factors
         self.trace_ = np.asarray(fit.trace if fit.trace else fit.warmup_trace)
         self.warmup_trace_ = np.asarray(fit.warmup_trace)
         self.converged_ = fit.converged
         self.n_iter_ = len(self.trace_) - 1
+        return self
+
+    def _run_fit(self, fitter, priors, components, data, items, ratings, **options):
+        """Validate and encode the ratings, run ``fitter`` (``fit_map_em`` or ``fit_gibbs``)
+        with the structure shared by both, and set the fitted attributes they share."""
+        encoded = encode(validate_ratings(data, items, ratings, rating_scale=self.rating_scale))
+        start = time.perf_counter()
+        fit = fitter(
+            encoded.users, encoded.items, encoded.ratings,
+            len(encoded.user_ids), len(encoded.item_ids),
+            components=components, n_factors=int(self.n_factors),
+            n_user_groups=int(self.n_user_groups), n_item_groups=int(self.n_item_groups),
+            priors=priors, use_bias=bool(self.use_bias), seed=self.random_state, **options,
+        )  # fmt: skip
+        self.fit_time_ = time.perf_counter() - start
+        self.components_ = components
+        self.user_ids_, self.item_ids_ = encoded.user_ids, encoded.item_ids
+        self.user_groups_, self.item_groups_ = fit.user_groups, fit.item_groups
         self.priors_ = priors
         self.train_users_, self.train_items_ = encoded.users, encoded.items
-        return self
+        return fit
 
     # ----------------------------------------------------------------- predict
     def _state(self) -> MPMAState:
@@ -262,13 +262,16 @@ class MPMA(BaseEstimator):
             raise ValueError("component_means needs users and items seen in fit")
         return self._component_means(u, i)
 
-    def _component_means(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _indices(self, u: np.ndarray, i: np.ndarray) -> list[ComponentIndex]:
+        """Matrix indices of (u, i) in every fitted component's layout."""
         n_users, n_items = len(self.user_ids_), len(self.item_ids_)
-        index = [
+        return [
             component_index(c, u, i, n_users, n_items, self.user_groups_, self.item_groups_)
             for c in self.components_
         ]
-        return component_means(self._state(), index)
+
+    def _component_means(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return component_means(self._state(), self._indices(u, i))
 
     def predict(self, user, item) -> np.ndarray:
         """Predicted ratings ``sum_c pi_c mu_c(user, item)``, clipped to ``rating_scale``.
@@ -476,44 +479,17 @@ class GibbsMPMA(MPMA):
         priors = resolve_priors(self.priors, GibbsPriors)
         if priors.weights_alpha < 1:
             raise ValueError(f"priors.weights_alpha must be >= 1, got {priors.weights_alpha}")
-        encoded = encode(validate_ratings(data, items, ratings, rating_scale=self.rating_scale))
-        start = time.perf_counter()
-        fit = fit_gibbs(
-            encoded.users,
-            encoded.items,
-            encoded.ratings,
-            len(encoded.user_ids),
-            len(encoded.item_ids),
-            components=components,
-            n_factors=int(self.n_factors),
-            n_user_groups=int(self.n_user_groups),
-            n_item_groups=int(self.n_item_groups),
-            priors=priors,
-            use_bias=bool(self.use_bias),
-            n_burn=int(self.n_burn),
-            n_draws=int(self.n_draws),
+        fit = self._run_fit(
+            fit_gibbs, priors, components, data, items, ratings,
+            n_burn=int(self.n_burn), n_draws=int(self.n_draws),
             validation_fraction=float(self.validation_fraction),
-            seed=self.random_state,
-        )
-        self.fit_time_ = time.perf_counter() - start
-        self.components_ = components
-        self.user_ids_, self.item_ids_ = encoded.user_ids, encoded.item_ids
-        self.user_groups_, self.item_groups_ = fit.user_groups, fit.item_groups
+        )  # fmt: skip
         self.weights_, self.sigmas_ = fit.weights, fit.sigmas
         self.posteriors_ = fit.posteriors
         self.factors_ = [p.posterior_mean() for p in fit.posteriors]
         self.validation_ = fit.validation
         self.weights_trace_ = np.asarray(fit.weights_trace)
-        self.priors_ = priors
-        self.train_users_, self.train_items_ = encoded.users, encoded.items
         return self
-
-    def _indices(self, u: np.ndarray, i: np.ndarray) -> list:
-        n_users, n_items = len(self.user_ids_), len(self.item_ids_)
-        return [
-            component_index(c, u, i, n_users, n_items, self.user_groups_, self.item_groups_)
-            for c in self.components_
-        ]
 
     def _component_means(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Posterior mean of every component's rating mean, shape (N, n_components)."""
