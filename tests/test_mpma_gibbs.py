@@ -1,16 +1,20 @@
-"""Gibbs-sampled MPMA: conditional draws and hyperpriors against closed forms, recovery of
-a known truth, mixture weights against a direct optimiser, estimator API, bad input."""
+"""Gibbs-sampled MPMA and SAEM: conditional draws, hyperpriors and the marginal MAP against
+closed forms, recovery of a known truth, mixture weights against a direct optimiser,
+estimator API, bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import optimize
+from scipy import optimize, stats
 
 from bayesgmm.mpma import MPMA, GibbsMPMA, GibbsPriors, bpmf
 from bayesgmm.mpma.als import Factors, side_index, update_side
+from bayesgmm.mpma.data import encode, validate_ratings
+from bayesgmm.mpma.em import MPMAPriors, MPMAState, component_index
 from bayesgmm.mpma.gibbs import mixture_weights, sample_normal_wishart
+from bayesgmm.mpma.saem import saem_weights_sigmas
 
 SCALE = (-20.0, 25.0)  # a declared scale wide enough that the truth is never clipped
 
@@ -184,3 +188,35 @@ def test_too_few_ratings_for_a_validation_split_raise():
     with pytest.raises(ValueError, match="held-out ratings"):
         GibbsMPMA(1, n_user_groups=1, n_item_groups=1, n_burn=1, n_draws=1,
                   validation_fraction=0.01, random_state=0).fit(frame)  # fmt: skip
+
+
+def test_saem_finds_the_exact_marginal_map_of_sigma():
+    """Biases only, one component: R ~ N(mu0, sigma^2 (I + Z Z^T / bias_penalty) + sd0^2 J)
+    in closed form, so the marginal MAP of sigma^2 is a 1-D optimisation to compare with."""
+    frame, _ = low_rank_ratings(seed=6, n_users=25, n_items=20, rank=1, noise=0.5, density=0.5)
+    priors = MPMAPriors(sigma_min=0.01, bias_penalty=2.0, sigma_a=2.0, sigma_b=1.0)
+    enc = encode(validate_ratings(frame, rating_scale=SCALE))
+    n_users, n_items = len(enc.user_ids), len(enc.item_ids)
+    groups = np.zeros(n_users, dtype=np.int64), np.zeros(n_items, dtype=np.int64)
+    index = [component_index("global", enc.users, enc.items, n_users, n_items, *groups)]
+    start = MPMAState(
+        ("global",), np.ones(1), np.ones(1),
+        [Factors(3.0, np.zeros(n_users), np.zeros(n_items), np.zeros((n_users, 0)),
+                 np.zeros((n_items, 0)))],
+    )  # fmt: skip
+    fit = saem_weights_sigmas(
+        start, enc.ratings, index, priors, use_bias=True, n_burn=200, n_average=1500, seed=0
+    )
+    z = np.hstack([np.eye(n_users)[enc.users], np.eye(n_items)[enc.items]])
+    n = enc.ratings.size
+
+    def neg_log_post(var):
+        cov = var * (np.eye(n) + z @ z.T / priors.bias_penalty) + priors.offset_sd**2
+        lik = stats.multivariate_normal(np.full(n, priors.offset_mu), cov).logpdf(enc.ratings)
+        return -(lik + stats.invgamma(priors.sigma_a, scale=priors.sigma_b).logpdf(var))
+
+    best = optimize.minimize_scalar(neg_log_post, bounds=(0.01, 5.0), method="bounded")
+    assert abs(fit.sigmas[0] - np.sqrt(best.x)) < 0.005 * np.sqrt(best.x), (fit.sigmas, best.x)
+    # the joint mode's sigma is smaller (the N / (N + p) deflation the marginal MAP removes)
+    joint = MPMA(0, components=("global",), priors=priors, rating_scale=SCALE).fit(frame)
+    assert joint.sigmas_[0] < np.sqrt(best.x) * 0.97

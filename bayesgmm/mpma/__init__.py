@@ -6,7 +6,7 @@ ALS kernels), :mod:`~bayesgmm.mpma.em` (model, MAP-EM), :mod:`~bayesgmm.mpma.gib
 ``GibbsMPMA`` estimators), :mod:`~bayesgmm.mpma.baselines`, :mod:`~bayesgmm.mpma.evaluation`
 (cross-validation protocol), :mod:`~bayesgmm.mpma.persistence`; and, importing PyMC,
 :mod:`~bayesgmm.mpma.model` (the PyMC posterior) and :mod:`~bayesgmm.mpma.crosscheck`
-(MAP-EM vs NUTS).
+(EM vs NUTS), :mod:`~bayesgmm.mpma.saem` (the marginal MAP of pi and sigma by SAEM).
 """
 
 from bayesgmm.mpma.baselines import GlobalMean, bias_baseline, bpmf, pmf

@@ -1,10 +1,13 @@
-"""MAP-EM vs NUTS cross-check of MPMA on a ratings subsample.
+"""EM vs NUTS cross-check of MPMA on a ratings subsample.
 
 The compared scalars are the ones every labelling of the posterior shares: the mixture
 weights ``weights[c]`` and the noise sds ``sigmas[c]`` (the factors are identified only up
-to rotation, so they are not compared). The three components are structurally different
-(global, user-local, item-local), so there is no label switching to undo. Summaries,
-sampler diagnostics and the verdict rules (agree / disagree / sampler trouble /
+to rotation, so they are not compared). The estimate judged against the NUTS posterior is
+the marginal MAP of ``(pi, sigma)`` by stochastic-approximation EM
+(:mod:`bayesgmm.mpma.saem`); the joint mode of MAP-EM, which with many factors per rating
+sits away from the posterior mass, is shown beside it. The three components are
+structurally different (global, user-local, item-local), so there is no label switching
+to undo. Summaries, sampler diagnostics and the verdict rules (agree / disagree / sampler trouble /
 ambiguous, and their thresholds) are those of :mod:`bayesgmm.crosscheck`.
 """
 
@@ -203,15 +206,20 @@ class SubsampleCheck:
     Attributes
     ----------
     estimator : MPMA
-        The MAP-EM fit on the subsample.
+        The joint MAP-EM fit on the subsample (its groups are the model's).
+    saem : SAEMResult
+        The marginal MAP of ``(pi, sigma)`` by SAEM, started at the MAP-EM fit: the
+        estimate the report judges.
     map_estimate : dict
-        ``pm.find_MAP`` started at MAP-EM (every variable, deterministics included).
+        ``pm.find_MAP`` started at MAP-EM (every variable, deterministics included): the
+        joint mode, the report's ``map`` column.
     idata : xarray.DataTree
         The NUTS draws.
     report : MPMACrossCheck
     """
 
     estimator: Any
+    saem: Any
     map_estimate: dict[str, np.ndarray]
     idata: xr.DataTree
     report: MPMACrossCheck
@@ -228,18 +236,29 @@ def crosscheck_subsample(
     draws: int = 1000,
     tune: int = 1000,
     sampler: str = "nutpie",
+    saem_burn: int = 3000,
+    saem_average: int = 1000,
     seed: int = 0,
     progressbar: bool = False,
 ) -> SubsampleCheck:
-    """MAP-EM, ``pm.find_MAP`` and NUTS on ``ratings`` (a subsample), then the cross-check.
+    """MAP-EM, SAEM, ``pm.find_MAP`` and NUTS on ``ratings`` (a subsample), then the check.
 
-    MAP-EM runs with ``refine_factors=True`` (the joint posterior mode) to convergence;
-    find_MAP and every NUTS chain start from it (see :mod:`bayesgmm.inference`). The user
-    and item groups are those MAP-EM found, held fixed in the PyMC model.
+    1. MAP-EM with ``refine_factors=True`` (the joint posterior mode) to convergence; its
+       user and item groups are held fixed in the PyMC model.
+    2. ``pm.find_MAP`` from it (the report's ``map`` column; equal to MAP-EM at its fixed
+       point).
+    3. SAEM from it (``saem_burn`` + ``saem_average`` Gibbs sweeps): the marginal MAP of
+       ``(pi, sigma)``, the report's ``em`` column and the estimate judged.
+    4. NUTS, every chain started at SAEM's last draw (a point of the typical set; the joint
+       mode, with its collapsed factors, is not).
     """
+    from types import SimpleNamespace
+
     from bayesgmm.inference import find_map, sample_nuts
+    from bayesgmm.mpma.em import component_index
     from bayesgmm.mpma.estimator import MPMA
-    from bayesgmm.mpma.model import build_mpma_model, initial_values_from_em, state_from_point
+    from bayesgmm.mpma.model import build_mpma_model, initial_values_from_em
+    from bayesgmm.mpma.saem import saem_weights_sigmas
 
     est = MPMA(
         n_factors,
@@ -251,26 +270,27 @@ def crosscheck_subsample(
         refine_factors=True,
         random_state=seed,
     ).fit(ratings)
+    values = np.asarray(ratings["rating"], dtype=np.float64)
+    n_users, n_items = len(est.user_ids_), len(est.item_ids_)
     model = build_mpma_model(
-        est.train_users_,
-        est.train_items_,
-        np.asarray(ratings["rating"], dtype=np.float64),
-        len(est.user_ids_),
-        len(est.item_ids_),
-        est.user_groups_,
-        est.item_groups_,
-        components=est.components_,
-        n_factors=n_factors,
-        priors=est.priors_,
-        use_bias=est.use_bias,
+        est.train_users_, est.train_items_, values, n_users, n_items, est.user_groups_,
+        est.item_groups_, components=est.components_, n_factors=n_factors,
+        priors=est.priors_, use_bias=est.use_bias,
+    )  # fmt: skip
+    map_estimate = find_map(
+        model, initial_values_from_em(model, est._state(), est.priors_.sigma_min), seed=seed
     )
-    start = initial_values_from_em(model, est._state(), est.priors_.sigma_min)
-    map_estimate = find_map(model, start, seed=seed)
-    # a sigma on its floor at the MAP is moved inside the support, as for the MAP-EM start
+    index = [
+        component_index(c, est.train_users_, est.train_items_, n_users, n_items,
+                        est.user_groups_, est.item_groups_)
+        for c in est.components_
+    ]  # fmt: skip
+    marginal = saem_weights_sigmas(
+        est._state(), values, index, est.priors_, use_bias=est.use_bias,
+        n_burn=saem_burn, n_average=saem_average, seed=seed,
+    )  # fmt: skip
     nuts_start = _off_exact_zero(
-        initial_values_from_em(
-            model, state_from_point(model, map_estimate, est._state()), est.priors_.sigma_min
-        )
+        initial_values_from_em(model, marginal.state, est.priors_.sigma_min)
     )
     idata = sample_nuts(
         model,
@@ -282,8 +302,11 @@ def crosscheck_subsample(
         seed=seed,
         progressbar=progressbar,
     )
-    report = crosscheck_mpma(idata, est, map_estimate)
-    return SubsampleCheck(est, map_estimate, idata, report)
+    judged = SimpleNamespace(
+        weights_=marginal.weights, sigmas_=marginal.sigmas, components_=est.components_
+    )
+    report = crosscheck_mpma(idata, judged, map_estimate)
+    return SubsampleCheck(est, marginal, map_estimate, idata, report)
 
 
 def _off_exact_zero(values: dict[str, np.ndarray], size: float = 1e-8) -> dict[str, np.ndarray]:

@@ -67,6 +67,7 @@ __all__ = [
     "m_step_weights",
     "penalty_terms",
     "run_map_em",
+    "sigma_from_statistics",
 ]
 
 #: The three sources of a rating's mean, in this order everywhere.
@@ -258,7 +259,24 @@ def m_step_sigma(
     truncated maximum is the untruncated one clipped at the bound. Shape (n_components,).
     """
     sse = np.einsum("nc,nc->c", resp, (ratings[:, None] - means) ** 2)
-    var = (sse + penalty + 2.0 * b) / (resp.sum(axis=0) + n_penalised + 2.0 * (a + 1.0))
+    return sigma_from_statistics(sse, resp.sum(axis=0), a, b, sigma_min, penalty, n_penalised)
+
+
+def sigma_from_statistics(
+    sse: np.ndarray,
+    counts: np.ndarray,
+    a: float,
+    b: float,
+    sigma_min: float = 0.0,
+    penalty: np.ndarray | float = 0.0,
+    n_penalised: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """The sigma M-step from its sufficient statistics, shape (n_components,).
+
+    ``sse`` and ``counts`` are the (expected) sums of squared residuals and numbers of
+    ratings per component; the other arguments as in :func:`m_step_sigma`.
+    """
+    var = (sse + penalty + 2.0 * b) / (counts + n_penalised + 2.0 * (a + 1.0))
     return np.sqrt(np.maximum(var, sigma_min**2))
 
 

@@ -6,7 +6,8 @@ What a run does, seeded from ``inference.seed``:
    fits :class:`bayesgmm.mpma.MPMA` by MAP-EM on the rest (``model.options`` are its
    keyword arguments, ``model.priors`` the fields of :class:`~bayesgmm.mpma.MPMAPriors`),
    and scores RMSE/MAE on the training and held-out ratings;
-2. with ``inference.method = "nuts"``, runs the MAP-EM vs NUTS cross-check of
+2. with ``inference.method = "nuts"``, runs the EM (marginal MAP of the weights and noise
+   sds by SAEM, from MAP-EM) vs NUTS cross-check of
    :func:`bayesgmm.mpma.crosscheck.crosscheck_subsample` on the densest
    ``inference.subsample = [n_users, n_items]`` sub-matrix (``subsample_factors``
    factors; NUTS with ``chains``/``draws``/``tune``).
@@ -183,7 +184,7 @@ def run_mpma(spec: Spec, frame: pd.DataFrame, out: Path, step) -> tuple[str | No
         check.report.table.to_csv(out / "crosscheck.csv")
         verdict = check.report.verdict
         report += [
-            f"## MAP-EM vs NUTS on the densest {n_users} x {n_items} sub-matrix "
+            f"## EM (SAEM marginal MAP) vs NUTS on the densest {n_users} x {n_items} sub-matrix "
             f"({spec.subsample_factors} factors)",
             "",
             "```",
