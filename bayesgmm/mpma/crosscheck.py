@@ -105,6 +105,7 @@ class MPMACrossCheck:
     components: tuple[str, ...]
     hdi_prob: float = 0.94
     thresholds: dict[str, float] = field(default_factory=dict)
+    estimate: str = "MAP-EM"
 
     def to_text(self) -> str:
         """Readable report: verdict, reasons, sampler diagnostics, then the table."""
@@ -112,7 +113,7 @@ class MPMACrossCheck:
         pct = f"{100 * self.hdi_prob:g}%"
         return "\n".join(
             [
-                f"MAP-EM vs posterior cross-check (MPMA): {self.verdict.upper()}",
+                f"{self.estimate} vs posterior cross-check (MPMA): {self.verdict.upper()}",
                 f"(components {', '.join(self.components)}; {dg['n_chains']} chains x "
                 f"{dg['n_draws']} draws, {len(self.table)} parameters)",
                 "",
@@ -145,8 +146,9 @@ def crosscheck_mpma(
     weight_floor: float = WEIGHT_FLOOR,
     weight_floor_mass: float = WEIGHT_FLOOR_MASS,
     mode_threshold: float = MODE_THRESHOLD,
+    estimate: str = "MAP-EM",
 ) -> MPMACrossCheck:
-    """Compare an MPMA MAP-EM fit with posterior draws of :func:`build_mpma_model`.
+    """Compare a point estimate of MPMA's pi and sigma with draws of :func:`build_mpma_model`.
 
     Parameters
     ----------
@@ -160,6 +162,8 @@ def crosscheck_mpma(
     hdi_prob, z_max, rhat_max, ess_bulk_min, bfmi_min, treedepth_max_frac, weight_floor,
     weight_floor_mass, mode_threshold : float
         As in :func:`bayesgmm.crosscheck.crosscheck`.
+    estimate : str
+        Name of the judged estimate in the report.
     """
     posterior = _group(idata, "posterior")
     if posterior is None or any(name not in posterior for name in REPORTED):
@@ -194,9 +198,9 @@ def crosscheck_mpma(
     labels = _identity_labels(*draws.shape[:2], len(components))
     findings = _judge(table, diag, labels, modes, {"weights": w}, thresholds)
     verdict, reasons = verdict_from_findings(
-        findings, table, z_max, "MAP-EM", "no sampler problem; one mode"
+        findings, table, z_max, estimate, "no sampler problem; one mode"
     )
-    return MPMACrossCheck(verdict, reasons, table, diag, components, hdi_prob, thresholds)
+    return MPMACrossCheck(verdict, reasons, table, diag, components, hdi_prob, thresholds, estimate)
 
 
 @dataclass
@@ -305,7 +309,7 @@ def crosscheck_subsample(
     judged = SimpleNamespace(
         weights_=marginal.weights, sigmas_=marginal.sigmas, components_=est.components_
     )
-    report = crosscheck_mpma(idata, judged, map_estimate)
+    report = crosscheck_mpma(idata, judged, map_estimate, estimate="SAEM (marginal MAP)")
     return SubsampleCheck(est, marginal, map_estimate, idata, report)
 
 
