@@ -21,8 +21,9 @@ Schema (every key is optional unless marked required; defaults in brackets)::
     select = "loo"                    # K of a sweep to report in full: "loo" | "bic" ["loo"]
     [model.priors]                    # gmm: weights_alpha, means_mu, means_sigma,
                                       # sigma_scale, lkj_eta [data-scaled defaults]
-    [model.options]                   # mpma: keyword arguments of bayesgmm.mpma.MPMA
-                                      # (model.priors: fields of bayesgmm.mpma.MPMAPriors)
+    estimator = "map-em"              # mpma: "map-em" (MPMA) | "gibbs" (GibbsMPMA) ["map-em"]
+    [model.options]                   # mpma: keyword arguments of the estimator class
+                                      # (model.priors: fields of MPMAPriors / GibbsPriors)
 
     [inference]
     method = "nuts"                   # "em" | "map" | "nuts" ["nuts"]
@@ -58,6 +59,7 @@ METHODS = ("em", "map", "nuts")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 SELECT = ("loo", "bic")
 MPMA_INFERENCE_KEYS = ("holdout", "subsample", "subsample_factors")
+MPMA_ESTIMATORS = ("map-em", "gibbs")
 GMM_PRIOR_KEYS = ("weights_alpha", "means_mu", "means_sigma", "sigma_scale", "lkj_eta")
 _TABLES = {
     "": ("name", "description", "data", "model", "inference", "output"),
@@ -70,6 +72,7 @@ _TABLES = {
         "select",
         "priors",
         "options",
+        "estimator",
     ),
     "inference": (
         "method",
@@ -106,6 +109,7 @@ class Spec:
     select: str = "loo"
     priors: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    estimator: str = "map-em"
     method: str = "nuts"
     chains: int = 4
     draws: int = 1000
@@ -216,6 +220,8 @@ def parse_spec(raw: dict, origin: Path | None = None) -> Spec:
         raise SpecError(f"model.options must be a table, got {options!r}")
     if family == "gmm" and options:
         raise SpecError("model.options is for family = 'mpma'; gmm settings have their own keys")
+    if family == "gmm" and "estimator" in model:
+        raise SpecError("model.estimator is for family = 'mpma'")
 
     mpma_keys = [key for key in MPMA_INFERENCE_KEYS if key in inference]
     if family == "gmm" and mpma_keys:
@@ -247,6 +253,7 @@ def parse_spec(raw: dict, origin: Path | None = None) -> Spec:
         select=_choice(model.get("select", "loo"), "model.select", SELECT),
         priors=dict(priors),
         options=dict(options),
+        estimator=_choice(model.get("estimator", "map-em"), "model.estimator", MPMA_ESTIMATORS),
         method=_choice(inference.get("method", "nuts"), "inference.method", METHODS),
         chains=_int(inference.get("chains", 4), "inference.chains", 1),
         draws=_int(inference.get("draws", 1000), "inference.draws", 1),

@@ -214,7 +214,14 @@ def _mpma_raw(tmp_path, **inference):
 @pytest.mark.parametrize(
     ("model", "inference", "match"),
     [
-        ({"options": {"n_factor": 2}}, {}, r"unknown model.options \['n_factor'\]; allowed: "),
+        ({"options": {"n_factor": 2}}, {}, r"unknown model.options \['n_factor'\] for model"),
+        ({"estimator": "vb"}, {}, "model.estimator"),
+        (
+            {"estimator": "gibbs", "options": {"max_iter": 5}},
+            {},
+            r"\['max_iter'\] for model.estimator = 'gibbs'; allowed: .*n_draws",
+        ),
+        ({"estimator": "gibbs", "priors": {"factor_penalty": 3}}, {}, "unknown prior field"),
         ({"options": {"n_user_groups": 0}}, {}, "model.options: n_user_groups"),
         ({"options": {"components": ["user"]}}, {}, "model.options: components must include"),
         ({"priors": {"sd": 1.0}}, {}, r"model.priors: unknown prior field\(s\) \['sd'\]"),
@@ -233,6 +240,10 @@ def test_invalid_mpma_specs_name_the_key(model, inference, match):
 def test_mpma_keys_are_refused_for_gmm():
     with pytest.raises(SpecError, match=r"inference\.holdout is for family = 'mpma'"):
         parse_spec(_minimal(inference={"holdout": 0.1}))
+    raw = _minimal()
+    raw["model"] = {**raw.get("model", {}), "estimator": "gibbs"}
+    with pytest.raises(SpecError, match=r"model\.estimator is for family = 'mpma'"):
+        parse_spec(raw)
 
 
 def test_mpma_run_needs_rating_columns(tmp_path):
@@ -273,6 +284,31 @@ def test_mpma_map_run_writes_reloadable_files_and_reproduces(tmp_path):
     # same seed, same numbers
     run_spec(spec, directory=out, overwrite=True, progress=False)
     pd.testing.assert_frame_equal(pd.read_csv(out / "metrics.csv", index_col="split"), metrics)
+
+
+def test_mpma_gibbs_run_saves_the_sampled_fit(tmp_path):
+    from bayesgmm.mpma import GibbsMPMA
+    from bayesgmm.mpma.run import _split
+
+    raw = _mpma_raw(tmp_path, holdout=0.25)
+    raw["model"] |= {"estimator": "gibbs", "options": {"n_factors": 2, "n_burn": 3,
+                                                       "n_draws": 4}}  # fmt: skip
+    out = tmp_path / "out"
+    run_spec(parse_spec(raw, origin=tmp_path / "s.toml"), directory=out, progress=False)
+    manifest = _check_manifest(out)
+    assert "convergence.png" in manifest["files"]
+    model = GibbsMPMA.load(out / "mpma.nc")
+    assert (model.n_burn, model.n_draws, model.random_state) == (3, 4, 4)
+    assert all(len(p.draws) == 4 for p in model.posteriors_)
+    # the metrics are the saved model's own, on the run's seeded split
+    ratings = pd.read_csv(tmp_path / "ratings.csv")
+    metrics = pd.read_csv(out / "metrics.csv", index_col="split")
+    seed = int(np.random.SeedSequence(4).generate_state(2)[0])
+    train, test = _split(ratings, 0.25, seed)
+    assert model.rmse(train) == pytest.approx(metrics.loc["train", "rmse"], rel=1e-12)
+    assert model.rmse(test) == pytest.approx(metrics.loc["holdout", "rmse"], rel=1e-12)
+    assert metrics.loc["holdout", "rmse"] < 0.85 * ratings["rating"].std()
+    assert "Gibbs sweeps per component" in (out / "report.md").read_text()
 
 
 @pytest.mark.slow

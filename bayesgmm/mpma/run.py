@@ -3,8 +3,10 @@
 What a run does, seeded from ``inference.seed``:
 
 1. holds out ``inference.holdout`` of the ratings (a seeded random split; 0 keeps all),
-   fits :class:`bayesgmm.mpma.MPMA` by MAP-EM on the rest (``model.options`` are its
-   keyword arguments, ``model.priors`` the fields of :class:`~bayesgmm.mpma.MPMAPriors`),
+   fits the rest with :class:`bayesgmm.mpma.MPMA` by MAP-EM (``model.estimator =
+   "map-em"``, the default) or :class:`bayesgmm.mpma.GibbsMPMA` by Gibbs sampling
+   (``"gibbs"``) (``model.options`` are the class's keyword arguments, ``model.priors``
+   the fields of :class:`~bayesgmm.mpma.MPMAPriors` or :class:`~bayesgmm.mpma.GibbsPriors`),
    and scores RMSE/MAE on the training and held-out ratings;
 2. with ``inference.method = "nuts"``, runs the EM (marginal MAP of the weights and noise
    sds by SAEM, from MAP-EM) vs NUTS cross-check of
@@ -12,9 +14,14 @@ What a run does, seeded from ``inference.seed``:
    ``inference.subsample = [n_users, n_items]`` sub-matrix (``subsample_factors``
    factors; NUTS with ``chains``/``draws``/``tune``).
 
-Files: ``mpma.nc`` (the MAP-EM fit, ``MPMA.load``), ``metrics.csv`` (RMSE/MAE per split),
-``parameters.csv`` (weights and noise sds per component), ``report.md``, figure
-``convergence.png`` (log posterior per EM iteration); with NUTS also ``posterior.nc`` (the
+The NUTS check is of the PyMC posterior with MAP-EM's fixed-penalty priors
+(``model.priors`` with "map-em", the ``MPMAPriors`` defaults with "gibbs"), on its own fit
+of the subsample.
+
+Files: ``mpma.nc`` (the fit, ``MPMA.load`` or ``GibbsMPMA.load``), ``metrics.csv``
+(RMSE/MAE per split), ``parameters.csv`` (weights and noise sds per component),
+``report.md``, figure ``convergence.png`` (log posterior per EM iteration, or each
+component's log-likelihood per Gibbs sweep); with NUTS also ``posterior.nc`` (the
 subsample's draws, ``arviz``/``xarray.open_datatree``), ``crosscheck.csv`` and
 ``rank.png``.
 """
@@ -27,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayesgmm.mpma.em import MPMAPriors
 from bayesgmm.spec import Spec, SpecError
 
 __all__ = ["check_mpma_spec", "mpma_estimator", "run_mpma"]
@@ -34,24 +42,28 @@ __all__ = ["check_mpma_spec", "mpma_estimator", "run_mpma"]
 RATING_COLUMNS = ("user", "item", "rating")
 
 
-def _option_names() -> set[str]:
-    from bayesgmm.mpma.estimator import MPMA
+def _estimator_class(spec: Spec):
+    """The estimator class and its priors class for ``model.estimator``."""
+    from bayesgmm.mpma.estimator import MPMA, GibbsMPMA
+    from bayesgmm.mpma.gibbs import GibbsPriors
 
-    return set(MPMA._get_param_names()) - {"priors", "random_state"}
+    return (GibbsMPMA, GibbsPriors) if spec.estimator == "gibbs" else (MPMA, MPMAPriors)
 
 
 def mpma_estimator(spec: Spec):
-    """The unfitted :class:`~bayesgmm.mpma.MPMA` that ``spec`` describes."""
-    from bayesgmm.mpma.estimator import MPMA, resolve_priors
+    """The unfitted :class:`~bayesgmm.mpma.MPMA` or ``GibbsMPMA`` that ``spec`` describes."""
+    from bayesgmm.mpma.estimator import resolve_priors
 
-    allowed = _option_names()
+    cls, prior_kind = _estimator_class(spec)
+    allowed = set(cls._get_param_names()) - {"priors", "random_state"}
     unknown = set(spec.options) - allowed
     if unknown:
         raise SpecError(
-            f"unknown model.options {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}"
+            f"unknown model.options {sorted(unknown)} for model.estimator = "
+            f"{spec.estimator!r}; allowed: {', '.join(sorted(allowed))}"
         )
     try:
-        priors = resolve_priors(spec.priors)
+        priors = resolve_priors(spec.priors, prior_kind)
     except ValueError as err:
         raise SpecError(f"model.priors: {err}") from None
     options = dict(spec.options)
@@ -59,7 +71,7 @@ def mpma_estimator(spec: Spec):
         options["components"] = tuple(options["components"])
     if "rating_scale" in options:
         options["rating_scale"] = tuple(options["rating_scale"])
-    model = MPMA(priors=priors, random_state=spec.seed, **options)
+    model = cls(priors=priors, random_state=spec.seed, **options)
     try:
         model._check_params()
     except ValueError as err:
@@ -91,19 +103,39 @@ def _split(ratings: pd.DataFrame, holdout: float, seed: int):
 
 
 def _convergence_figure(model):
-    """Log posterior per iteration: the global warm-up and the mixture MAP-EM, side by side
-    (different objectives, so different panels)."""
+    """MAP-EM: log posterior per iteration, the global warm-up and the mixture side by side
+    (different objectives, so different panels). Gibbs: each component's log-likelihood
+    per sweep."""
     import matplotlib.pyplot as plt
 
-    traces = [("global warm-up", model.warmup_trace_)]
-    if len(model.components_) > 1:
-        traces.append(("mixture MAP-EM", model.trace_))
+    if hasattr(model, "posteriors_"):
+        traces = [
+            (f"{name} (Gibbs)", post.log_likelihood)
+            for name, post in zip(model.components_, model.posteriors_, strict=True)
+        ]
+    else:
+        traces = [("global warm-up", model.warmup_trace_)]
+        if len(model.components_) > 1:
+            traces.append(("mixture MAP-EM", model.trace_))
     fig, axes = plt.subplots(1, len(traces), figsize=(4.5 * len(traces), 3.5), squeeze=False,
                              layout="constrained")  # fmt: skip
     for ax, (title, trace) in zip(axes[0], traces, strict=True):
         ax.plot(trace, marker=".")
-        ax.set(xlabel="iteration", ylabel="log posterior", title=title)
+        if hasattr(model, "posteriors_"):
+            ax.axvline(model.n_burn - 0.5, color="0.5", lw=0.8, ls="--")  # kept draws after
+        ax.set(xlabel="Gibbs sweep" if hasattr(model, "posteriors_") else "EM iteration",
+               ylabel="log-likelihood" if hasattr(model, "posteriors_") else "log posterior",
+               title=title)  # fmt: skip
     return fig
+
+
+def _fit_summary(model) -> str:
+    if hasattr(model, "posteriors_"):
+        return (
+            f"{model.n_burn} + {model.n_draws} Gibbs sweeps per component; weights fitted on "
+            f"{int(model.validation_.sum()):,} held-out training ratings."
+        )
+    return f"{model.n_iter_} mixture iterations, converged {model.converged_}."
 
 
 def run_mpma(spec: Spec, frame: pd.DataFrame, out: Path, step) -> tuple[str | None, dict]:
@@ -118,7 +150,8 @@ def run_mpma(spec: Spec, frame: pd.DataFrame, out: Path, step) -> tuple[str | No
     model = mpma_estimator(spec)
     seeds = np.random.SeedSequence(spec.seed).generate_state(2)
     train, test = _split(ratings, spec.holdout, int(seeds[0]))
-    step(f"MPMA MAP-EM on {len(train):,} ratings", model.fit, train)
+    label = "Gibbs" if spec.estimator == "gibbs" else "MAP-EM"
+    step(f"MPMA {label} on {len(train):,} ratings", model.fit, train)
     model.save(out / "mpma.nc")
 
     rows = [("train", train)] + ([("holdout", test)] if len(test) else [])
@@ -142,10 +175,9 @@ def run_mpma(spec: Spec, frame: pd.DataFrame, out: Path, step) -> tuple[str | No
         f"of {ratings['item'].nunique()} items; {len(test):,} held out "
         f"(fraction {spec.holdout:g}, seed {spec.seed}).",
         "",
-        f"## MAP-EM ({', '.join(model.components_)}; {model.n_factors} factors)",
+        f"## {label} ({', '.join(model.components_)}; {model.n_factors} factors)",
         "",
-        f"Fit in {model.fit_time_:.1f} s; {model.n_iter_} mixture iterations, converged "
-        f"{model.converged_}.",
+        f"Fit in {model.fit_time_:.1f} s; " + _fit_summary(model),
         "",
         "```",
         params.to_string(float_format=lambda x: f"{x:.4f}"),
@@ -173,7 +205,7 @@ def run_mpma(spec: Spec, frame: pd.DataFrame, out: Path, step) -> tuple[str | No
             n_factors=spec.subsample_factors,
             n_user_groups=opts["n_user_groups"],
             n_item_groups=opts["n_item_groups"],
-            priors=model.priors_,
+            priors=model.priors_ if isinstance(model.priors_, MPMAPriors) else None,
             chains=spec.chains,
             draws=spec.draws,
             tune=spec.tune,
