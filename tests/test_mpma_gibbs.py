@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import optimize, stats
 
-from bayesgmm.mpma import MPMA, GibbsMPMA, GibbsPriors, bpmf
+from bayesgmm.mpma import MPMA, GibbsMPMA, GibbsPriors, bias_baseline, bpmf
 from bayesgmm.mpma.als import Factors, side_index, update_side
 from bayesgmm.mpma.data import encode, validate_ratings
 from bayesgmm.mpma.em import MPMAPriors, MPMAState, component_index
@@ -176,11 +176,28 @@ def test_same_seed_same_fit(truth):
         ({"priors": {"beta": 1.0}}, "unknown prior field"),
         ({"priors": {"weights_alpha": 0.5}}, "weights_alpha must be >= 1"),
         ({"components": ("user",)}, "components must include 'global'"),
+        ({"n_factors": 0}, "n_factors=0 leaves no global factors to group"),
+        ({"n_factors": 0, "use_bias": False, "components": ("global",)}, "nothing to sample"),
     ],
 )
 def test_bad_parameters_raise(truth, params, match):
     with pytest.raises(ValueError, match=match):
-        GibbsMPMA(2, **({"n_burn": 1, "n_draws": 1, "rating_scale": SCALE} | params)).fit(truth[0])
+        GibbsMPMA(
+            **({"n_factors": 2, "n_burn": 1, "n_draws": 1, "rating_scale": SCALE} | params)
+        ).fit(truth[0])
+
+
+def test_bias_only_models_fit():
+    """n_factors=0 is the bias model: MAP-EM (PMF reduction) and Gibbs both fit it."""
+    frame, _ = low_rank_ratings(seed=7, n_users=40, n_items=30)
+    gibbs = bpmf(0, n_burn=5, n_draws=10, rating_scale=SCALE, random_state=0).fit(frame)
+    assert gibbs.posteriors_[0].draws[0].row_factors.shape == (40, 0)
+    # the same additive model as the MAP bias baseline: training RMSE within 5% of it (both
+    # well below the rating sd, 1.25 here)
+    baseline = bias_baseline(rating_scale=SCALE).fit(frame)
+    assert abs(gibbs.rmse(frame) / baseline.rmse(frame) - 1) < 0.05
+    with pytest.raises(ValueError, match="n_factors=0 leaves no global factors"):
+        MPMA(0, rating_scale=SCALE).fit(frame)
 
 
 def test_too_few_ratings_for_a_validation_split_raise():

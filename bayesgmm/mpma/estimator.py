@@ -182,6 +182,12 @@ class MPMA(BaseEstimator):
                 f"got {components!r}"
             )
         check_positive_int(self.n_factors, "n_factors", minimum=0)
+        if self.n_factors == 0 and len(components) > 1:
+            raise ValueError(
+                "n_factors=0 leaves no global factors to group users and items by, so the "
+                "local components cannot be formed: use n_factors >= 1, or "
+                "components=('global',) for the bias-only model"
+            )
         check_positive_int(self.n_user_groups, "n_user_groups")
         check_positive_int(self.n_item_groups, "n_item_groups")
         check_rating_scale(self.rating_scale)
@@ -458,6 +464,11 @@ class GibbsMPMA(MPMA):
 
     def _check_params(self) -> tuple[str, ...]:
         components = self._check_structure()
+        if self.n_factors == 0 and not self.use_bias:
+            raise ValueError(
+                "n_factors=0 with use_bias=False leaves nothing to sample (every prediction "
+                "would be the offset): use n_factors >= 1 or use_bias=True"
+            )
         check_positive_int(self.n_burn, "n_burn", minimum=0)
         check_positive_int(self.n_draws, "n_draws")
         if not 0.0 < self.validation_fraction < 1.0:
