@@ -175,6 +175,7 @@ def test_same_seed_same_fit(truth):
         ({"n_burn": -1}, "n_burn must be an integer >= 0"),
         ({"priors": {"beta": 1.0}}, "unknown prior field"),
         ({"priors": {"weights_alpha": 0.5}}, "weights_alpha must be >= 1"),
+        ({"priors": {"noise_sd": 0.0}}, "noise_sd must be > 0 or None"),
         ({"components": ("user",)}, "components must include 'global'"),
         ({"n_factors": 0}, "n_factors=0 leaves no global factors to group"),
         ({"n_factors": 0, "use_bias": False, "components": ("global",)}, "nothing to sample"),
@@ -237,3 +238,12 @@ def test_saem_finds_the_exact_marginal_map_of_sigma():
     # the joint mode's sigma is smaller (the N / (N + p) deflation the marginal MAP removes)
     joint = MPMA(0, components=("global",), priors=priors, rating_scale=SCALE).fit(frame)
     assert joint.sigmas_[0] < np.sqrt(best.x) * 0.97
+
+
+def test_fixed_noise_sd_is_used_by_every_draw(truth):
+    frame, _ = truth
+    model = bpmf(2, n_burn=3, n_draws=5, priors={"noise_sd": 0.4}, rating_scale=SCALE,
+                 random_state=0).fit(frame)  # fmt: skip
+    np.testing.assert_array_equal(model.posteriors_[0].sigmas, np.full(5, 0.4))
+    free = bpmf(2, n_burn=3, n_draws=5, rating_scale=SCALE, random_state=0).fit(frame)
+    assert np.ptp(free.posteriors_[0].sigmas) > 0  # sampled otherwise

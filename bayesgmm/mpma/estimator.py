@@ -493,6 +493,8 @@ class GibbsMPMA(MPMA):
         priors = resolve_priors(self.priors, GibbsPriors)
         if priors.weights_alpha < 1:
             raise ValueError(f"priors.weights_alpha must be >= 1, got {priors.weights_alpha}")
+        if priors.noise_sd is not None and not priors.noise_sd > 0:
+            raise ValueError(f"priors.noise_sd must be > 0 or None, got {priors.noise_sd!r}")
         fit = self._run_fit(
             fit_gibbs, priors, components, data, items, ratings,
             n_burn=int(self.n_burn), n_draws=int(self.n_draws),
