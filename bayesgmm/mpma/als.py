@@ -16,7 +16,16 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["Factors", "SideIndex", "als_sweep", "factor_means", "side_index", "update_side"]
+__all__ = [
+    "Factors",
+    "SideIndex",
+    "als_sweep",
+    "factor_means",
+    "offset_conditional",
+    "ridge_precision",
+    "side_index",
+    "update_side",
+]
 
 
 @dataclass
@@ -233,6 +242,29 @@ def update_side(
     )  # fmt: skip
 
 
+def ridge_precision(
+    n_factors: int, factor_precision: float, bias_precision: float, use_bias: bool
+) -> np.ndarray:
+    """Diagonal prior precision of one entity's ``(factors, bias)``, shape (dim, dim)."""
+    return np.diag(
+        np.r_[np.full(n_factors, factor_precision), np.full(int(use_bias), bias_precision)]
+    )
+
+
+def offset_conditional(
+    partial_residual: np.ndarray, weight: np.ndarray, offset_prior: tuple[float, float]
+) -> tuple[float, float]:
+    """Mean and precision of the offset's Gaussian conditional given everything else.
+
+    ``partial_residual`` (n_ratings,) is the rating minus every term of the mean but the
+    offset; ``weight`` the ratings' precisions; ``offset_prior`` its (mean, sd).
+    """
+    mean0, sd0 = offset_prior
+    precision0 = 1.0 / sd0**2
+    precision = weight.sum() + precision0
+    return float((weight @ partial_residual + precision0 * mean0) / precision), float(precision)
+
+
 def als_sweep(
     factors: Factors,
     ratings: np.ndarray,
@@ -265,16 +297,13 @@ def als_sweep(
         Whether the row/column biases are free (otherwise they stay at zero).
     """
     target = ratings - factors.offset
-    dim = factors.row_factors.shape[1] + int(use_bias)
-    precision = np.diag(np.r_[np.full(factors.row_factors.shape[1], factor_precision),
-                              np.full(int(use_bias), bias_precision)])  # fmt: skip
-    zero = np.zeros(dim)
+    n_factors = factors.row_factors.shape[1]
+    precision = ridge_precision(n_factors, factor_precision, bias_precision, use_bias)
+    zero = np.zeros(n_factors + int(use_bias))
     for side, by_side in (("row", by_row), ("col", by_col)):
         update_side(
             factors, side, target, weight, rows, cols, by_side, precision, zero,
             use_bias=use_bias,
         )  # fmt: skip
     residual = ratings - factor_means(factors, rows, cols) + factors.offset
-    mean0, sd0 = offset_prior
-    precision0 = 1.0 / sd0**2
-    factors.offset = float((weight @ residual + precision0 * mean0) / (weight.sum() + precision0))
+    factors.offset = offset_conditional(residual, weight, offset_prior)[0]

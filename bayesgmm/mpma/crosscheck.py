@@ -259,7 +259,6 @@ def crosscheck_subsample(
     from types import SimpleNamespace
 
     from bayesgmm.inference import find_map, sample_nuts
-    from bayesgmm.mpma.em import component_index
     from bayesgmm.mpma.estimator import MPMA
     from bayesgmm.mpma.model import build_mpma_model, initial_values_from_em
     from bayesgmm.mpma.saem import saem_weights_sigmas
@@ -284,14 +283,9 @@ def crosscheck_subsample(
     map_estimate = find_map(
         model, initial_values_from_em(model, est._state(), est.priors_.sigma_min), seed=seed
     )
-    index = [
-        component_index(c, est.train_users_, est.train_items_, n_users, n_items,
-                        est.user_groups_, est.item_groups_)
-        for c in est.components_
-    ]  # fmt: skip
     marginal = saem_weights_sigmas(
-        est._state(), values, index, est.priors_, use_bias=est.use_bias,
-        n_burn=saem_burn, n_average=saem_average, seed=seed,
+        est._state(), values, est._indices(est.train_users_, est.train_items_), est.priors_,
+        use_bias=est.use_bias, n_burn=saem_burn, n_average=saem_average, seed=seed,
     )  # fmt: skip
     nuts_start = _off_exact_zero(
         initial_values_from_em(model, marginal.state, est.priors_.sigma_min)

@@ -307,13 +307,23 @@ def _normal_log_prior(x: np.ndarray | float, mu: float, sd: float) -> float:
 
 
 def log_prior(
-    state: MPMAState, index: list[ComponentIndex], priors: MPMAPriors, use_bias: bool
+    state: MPMAState,
+    index: list[ComponentIndex],
+    priors: MPMAPriors,
+    use_bias: bool,
+    terms: list[tuple[float, int, int]] | None = None,
 ) -> float:
     """Log prior density of the parameters (``sigma_c**2`` parametrisation).
 
     Factors and biases count on the seen rows and columns of each component's
-    :class:`ComponentIndex` only (the others are integrated out).
+    :class:`ComponentIndex` only (the others are integrated out). ``terms`` are the
+    components' :func:`penalty_terms` if already computed for ``state``.
     """
+    if terms is None:
+        terms = [
+            penalty_terms(f, ix, priors, use_bias)
+            for f, ix in zip(state.factors, index, strict=True)
+        ]
     n_components = len(state.components)
     total = 0.0
     if n_components > 1:
@@ -329,9 +339,10 @@ def log_prior(
     total += float(
         np.sum(a * math.log(b) - gammaln(a) - (a + 1.0) * np.log(var) - b / var - log_mass)
     )
-    for f, ix, v in zip(state.factors, index, var, strict=True):
+    for f, v, (penalty, n_factor_values, n_bias_values) in zip(
+        state.factors, var, terms, strict=True
+    ):
         total += _normal_log_prior(f.offset, priors.offset_mu, priors.offset_sd)
-        penalty, n_factor_values, n_bias_values = penalty_terms(f, ix, priors, use_bias)
         total += (
             -0.5 * penalty / v
             - 0.5 * (n_factor_values + n_bias_values) * (math.log(v) + _LOG_2PI)
@@ -415,16 +426,16 @@ def run_map_em(
     for _ in range(max_iter):
         means = component_means(state, index)
         resp, log_lik = e_step(ratings, means, state.weights, state.sigmas)
-        trace.append(log_lik + log_prior(state, index, priors, use_bias))
+        terms = [
+            penalty_terms(f, ix, priors, use_bias)
+            for f, ix in zip(state.factors, index, strict=True)
+        ]
+        trace.append(log_lik + log_prior(state, index, priors, use_bias, terms))
         if len(trace) > 1 and abs(trace[-1] - trace[-2]) < tol * n:
             converged = True
             break
         if len(state.components) > 1:
             state.weights = m_step_weights(resp, priors.weights_alpha)
-        terms = [
-            penalty_terms(f, ix, priors, use_bias)
-            for f, ix in zip(state.factors, index, strict=True)
-        ]
         state.sigmas = m_step_sigma(
             ratings, means, resp, priors.sigma_a, priors.sigma_b, priors.sigma_min,
             penalty=np.array([t[0] for t in terms]),

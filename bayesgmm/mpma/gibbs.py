@@ -202,10 +202,11 @@ def sample_component(
              ("col", index.by_col, index.seen_cols, index.n_cols))  # fmt: skip
     draws, sigmas, log_lik = [], [], []
     for sweep in range(n_burn + n_draws):
+        weight = np.full(n, tau)
         for side, by_side, seen, n_side in sides:
             mean, precision = sample_normal_wishart(rng, _stack(f, side, seen, use_bias), priors)
             update_side(
-                f, side, target, np.full(n, tau), index.rows, index.cols, by_side, precision,
+                f, side, target, weight, index.rows, index.cols, by_side, precision,
                 mean, use_bias=use_bias, noise=rng.standard_normal((n_side, dim)),
             )  # fmt: skip
         residual = ratings - factor_means(f, index.rows, index.cols)

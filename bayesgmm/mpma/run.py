@@ -108,7 +108,8 @@ def _convergence_figure(model):
     per sweep."""
     import matplotlib.pyplot as plt
 
-    if hasattr(model, "posteriors_"):
+    gibbs = hasattr(model, "posteriors_")
+    if gibbs:
         traces = [
             (f"{name} (Gibbs)", post.log_likelihood)
             for name, post in zip(model.components_, model.posteriors_, strict=True)
@@ -121,11 +122,10 @@ def _convergence_figure(model):
                              layout="constrained")  # fmt: skip
     for ax, (title, trace) in zip(axes[0], traces, strict=True):
         ax.plot(trace, marker=".")
-        if hasattr(model, "posteriors_"):
+        if gibbs:
             ax.axvline(model.n_burn - 0.5, color="0.5", lw=0.8, ls="--")  # kept draws after
-        ax.set(xlabel="Gibbs sweep" if hasattr(model, "posteriors_") else "EM iteration",
-               ylabel="log-likelihood" if hasattr(model, "posteriors_") else "log posterior",
-               title=title)  # fmt: skip
+        ax.set(xlabel="Gibbs sweep" if gibbs else "EM iteration",
+               ylabel="log-likelihood" if gibbs else "log posterior", title=title)  # fmt: skip
     return fig
 
 

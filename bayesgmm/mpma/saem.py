@@ -30,15 +30,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
-from bayesgmm.mpma.als import factor_means, update_side
+from bayesgmm.mpma.als import factor_means, offset_conditional, ridge_precision, update_side
 from bayesgmm.mpma.em import (
     ComponentIndex,
     MPMAPriors,
     MPMAState,
     component_means,
-    log_component_densities,
+    e_step,
     m_step_weights,
     penalty_terms,
     sigma_from_statistics,
@@ -71,9 +70,8 @@ class SAEMResult:
 
 def _sample_assignments(rng, ratings, means, weights, sigmas) -> np.ndarray:
     """One draw of every rating's component, shape (N,), int64."""
-    log_dens = log_component_densities(ratings, means, weights, sigmas)
-    prob = np.exp(log_dens - logsumexp(log_dens, axis=1, keepdims=True))
-    draws = (rng.random(ratings.shape[0])[:, None] > np.cumsum(prob, axis=1)).sum(axis=1)
+    resp, _ = e_step(ratings, means, weights, sigmas)
+    draws = (rng.random(ratings.shape[0])[:, None] > np.cumsum(resp, axis=1)).sum(axis=1)
     return np.minimum(draws, weights.shape[0] - 1)
 
 
@@ -115,7 +113,7 @@ def saem_weights_sigmas(
          for f, ix in zip(state.factors, index, strict=True)],
         dtype=np.float64,
     )  # fmt: skip
-    offset_precision = priors.offset_sd**-2
+    offset_prior = (priors.offset_mu, priors.offset_sd)
     stats = None
     weights_trace, sigmas_trace = [], []
     for it in range(n_burn + n_average):
@@ -126,22 +124,21 @@ def saem_weights_sigmas(
         sse, penalty = np.empty(n_components), np.empty(n_components)
         for c, (f, ix) in enumerate(zip(state.factors, index, strict=True)):
             var = state.sigmas[c] ** 2
-            weight = np.where(z == c, 1.0 / var, 0.0)
-            precision = np.diag(
-                np.r_[np.full(n_factors, priors.factor_penalty / var),
-                      np.full(int(use_bias), priors.bias_penalty / var)]
-            )  # fmt: skip
+            mine = z == c
+            weight = np.where(mine, 1.0 / var, 0.0)
+            precision = ridge_precision(
+                n_factors, priors.factor_penalty / var, priors.bias_penalty / var, use_bias
+            )
             for side, by_side, n_side in (("row", ix.by_row, ix.n_rows),
                                           ("col", ix.by_col, ix.n_cols)):  # fmt: skip
                 update_side(
                     f, side, ratings - f.offset, weight, ix.rows, ix.cols, by_side, precision,
                     zero, use_bias=use_bias, noise=rng.standard_normal((n_side, dim)),
                 )  # fmt: skip
-            rest = factor_means(f, ix.rows, ix.cols) - f.offset
-            prec = weight.sum() + offset_precision
-            mean = (weight @ (ratings - rest) + offset_precision * priors.offset_mu) / prec
+            partial = ratings - factor_means(f, ix.rows, ix.cols) + f.offset
+            mean, prec = offset_conditional(partial, weight, offset_prior)
             f.offset = float(rng.normal(mean, prec**-0.5))
-            resid = ratings[z == c] - rest[z == c] - f.offset
+            resid = partial[mine] - f.offset
             sse[c] = resid @ resid
             penalty[c] = penalty_terms(f, ix, priors, use_bias)[0]
         draw = np.concatenate([counts, sse, penalty])
