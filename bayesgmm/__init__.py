@@ -22,13 +22,13 @@ from importlib import import_module
 from bayesgmm import datasets
 from bayesgmm.em.gaussian import CollapsedComponentError
 from bayesgmm.em.priors import ConjugatePrior
-from bayesgmm.mixture import DegenerateComponentWarning, GaussianMixture
+from bayesgmm.em.estimator import DegenerateComponentWarning, GaussianMixture
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "BayesGMM": "bayesgmm.bayes",
-    "build_gmm_model": "bayesgmm.models.gmm",
+    "BayesGMM": "bayesgmm.gmm.estimator",
+    "build_gmm_model": "bayesgmm.gmm.model",
     "MPMA": "bayesgmm.mpma.estimator",
     "build_mpma_model": "bayesgmm.mpma.model",
 }

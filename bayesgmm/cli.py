@@ -26,7 +26,7 @@ import pandas as pd
 
 from bayesgmm.datasets import _BUNDLED_LOADERS, load_dataset
 from bayesgmm.em.gaussian import full_covariances, n_parameters
-from bayesgmm.mixture import GaussianMixture
+from bayesgmm.em.estimator import GaussianMixture
 
 DATASET_NAMES: tuple[str, ...] = tuple(_BUNDLED_LOADERS)
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")

@@ -1,23 +1,25 @@
 """From a point estimate to a posterior: EM -> initial values -> MAP -> NUTS.
 
-nutpie is the default NUTS sampler.  For a model exactly as :func:`build_gmm_model` built it,
-``sampler="nutpie"`` runs on the hand-written numba log-density and gradient of
-:mod:`bayesgmm.models.fast_logp` (same density, same posterior variables; compiled once per
-machine, so no per-model compilation); any other model, or ``sampler="nutpie-pytensor"``,
-is compiled from its PyTensor graph with nutpie's numba backend.  PyMC's own sampler
+Family-neutral: used by the Bayesian GMM (:mod:`bayesgmm.gmm`) and by MPMA's cross-check.
+nutpie is the default NUTS sampler.  A model family may pass ``fast_compiler``, a function
+``(model, start) -> compiled nutpie model or None`` that recognises its own unmodified
+models and compiles a hand-written log-density for them (the GMM's is
+:func:`bayesgmm.gmm.fastnuts.compile_fast_gmm`); with ``sampler="nutpie"`` it is tried first,
+and any model it declines, or ``sampler="nutpie-pytensor"``, is compiled from its PyTensor
+graph with nutpie's numba backend.  PyMC's own sampler
 (``sampler="pymc"``) is the fallback when nutpie is not installed or cannot compile the
 model (a warning says so).
 
 Every chain starts at the MAP found from the EM estimate, without jitter. Mixture
 posteriors are multimodal; starting all chains in the mode that EM found keeps them out
 of minor modes and saddles (where a default start often lands), and the chains'
-agreement is then checked, not assumed (see :mod:`bayesgmm.crosscheck`).
+agreement is then checked, not assumed (see :mod:`bayesgmm.gmm.crosscheck`).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pymc as pm
@@ -60,12 +62,13 @@ def sample_nuts(
     tune: int = 1000,
     seed: int | None = None,
     progressbar: bool = True,
+    fast_compiler: Callable | None = None,
 ) -> xr.DataTree:
     """Run NUTS from ``initial_point`` (free RV values, constrained space).
 
-    ``sampler``: "nutpie" (the fused numba log-density when the model is an unmodified
-    :func:`build_gmm_model` model, else as "nutpie-pytensor"), "nutpie-pytensor" (nutpie on
-    the model's PyTensor graph, numba backend) or "pymc".
+    ``sampler``: "nutpie" (``fast_compiler``'s log-density where it accepts the model, else
+    as "nutpie-pytensor"), "nutpie-pytensor" (nutpie on the model's PyTensor graph, numba
+    backend) or "pymc".
 
     Returns an ArviZ ``DataTree`` with ``posterior`` and ``sample_stats`` groups
     (warm-up draws are not kept).
@@ -77,7 +80,8 @@ def sample_nuts(
         try:
             import nutpie
 
-            compiled = _compile_nutpie(model, start, fast=sampler == "nutpie")
+            fast = fast_compiler if sampler == "nutpie" else None
+            compiled = _compile_nutpie(model, start, fast)
         except Exception as err:
             warnings.warn(
                 f"nutpie could not compile the model ({type(err).__name__}: {err}); "
@@ -108,13 +112,11 @@ def sample_nuts(
     )
 
 
-def _compile_nutpie(model: pm.Model, start: dict[str, np.ndarray], *, fast: bool):
+def _compile_nutpie(model: pm.Model, start: dict[str, np.ndarray], fast: Callable | None):
     import nutpie
 
-    if fast:
-        from bayesgmm.fastnuts import compile_fast_gmm
-
-        compiled = compile_fast_gmm(model, start)
+    if fast is not None:
+        compiled = fast(model, start)
         if compiled is not None:
             return compiled
     return nutpie.compile_pymc_model(model, initial_points=start, jitter_rvs=set(), backend="numba")

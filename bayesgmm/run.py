@@ -151,7 +151,7 @@ def _spec_dict(spec: Spec) -> dict:
 
 
 def _point_parameters(em, map_estimate, covariance_type: str) -> pd.DataFrame:
-    from bayesgmm.crosscheck import flatten_reporting, reporting_parameters
+    from bayesgmm.gmm.crosscheck import flatten_reporting, reporting_parameters
 
     def flat(w, m, c):
         rep = reporting_parameters(w, m, c, covariance_type, from_cholesky=False)
@@ -167,7 +167,7 @@ def _point_parameters(em, map_estimate, covariance_type: str) -> pd.DataFrame:
 
 
 def _component_figure(model, X: pd.DataFrame):
-    from bayesgmm.plotting import plot_components, plot_density
+    from bayesgmm.gmm.plotting import plot_components, plot_density
 
     ax = plot_density(model, X) if X.shape[1] == 1 else plot_components(model, X)
     return ax.figure, "density.png" if X.shape[1] == 1 else "components.png"
@@ -199,8 +199,8 @@ def _arviz_figures(model, out: Path) -> list[str]:
 
 
 def _run_gmm(spec: Spec, X: pd.DataFrame, out: Path, step: _Progress) -> tuple[str | None, dict]:
-    from bayesgmm.bayes import BayesGMM, _point_from_chol, fit_point_estimates
-    from bayesgmm.plotting import plot_responsibilities
+    from bayesgmm.gmm.estimator import BayesGMM, _point_from_chol, fit_point_estimates
+    from bayesgmm.gmm.plotting import plot_responsibilities
 
     report = [f"# {spec.name}", "", spec.description, ""]
     report += [
@@ -234,7 +234,7 @@ def _run_gmm(spec: Spec, X: pd.DataFrame, out: Path, step: _Progress) -> tuple[s
                 point["weights"], point["means"], point["chol_cov"], spec.covariance_type
             )
         else:
-            from bayesgmm.mixture import GaussianMixture
+            from bayesgmm.em.estimator import GaussianMixture
 
             em = step(
                 "EM",
@@ -271,7 +271,7 @@ def _run_gmm(spec: Spec, X: pd.DataFrame, out: Path, step: _Progress) -> tuple[s
             **settings,
         )
         if spec.is_sweep:
-            from bayesgmm.selection import select_n_components
+            from bayesgmm.gmm.selection import select_n_components
 
             selection = step(
                 f"K sweep {list(spec.n_components)}",

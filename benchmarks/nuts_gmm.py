@@ -11,7 +11,7 @@ draws, and every chain starts at the same EM estimate.  Printed per sampler and 
   formulations are comparable);
 - ``ESS/s``: min ESS / total, and min ESS / sample;
 - ``R-hat``: the largest over the same parameters; ``1 mode``: whether all chains sit in
-  one mode (:func:`bayesgmm.relabel.detect_modes`);
+  one mode (:func:`bayesgmm.gmm.relabel.detect_modes`);
 - ``grad/s``: leapfrog steps (gradient evaluations, warm-up included) per sampling second.
 
 Samplers (``--peers``): ``bayesgmm`` (default path: nutpie on the fused numba
@@ -43,8 +43,8 @@ import numpy as np
 
 from bayesgmm import GaussianMixture
 from bayesgmm.datasets import load_faithful, make_mixture
-from bayesgmm.models import build_gmm_model, default_gmm_priors, initial_values_from_em
-from bayesgmm.relabel import detect_modes
+from bayesgmm.gmm.model import build_gmm_model, default_gmm_priors, initial_values_from_em
+from bayesgmm.gmm.relabel import detect_modes
 
 PEERS = ("bayesgmm", "bayesgmm-pytensor", "pymc", "pymc-nutpie", "numpyro", "stan")
 
@@ -118,7 +118,7 @@ def em_start(case: Case) -> dict[str, np.ndarray]:
 def run_bayesgmm(case, start, chains, draws, tune, seed, fast=True) -> Run:
     import nutpie
 
-    from bayesgmm.fastnuts import compile_fast_gmm
+    from bayesgmm.gmm.fastnuts import compile_fast_gmm
 
     t0 = time.perf_counter()
     model = build_gmm_model(case.X, n_components=case.k)

@@ -1,7 +1,7 @@
 """Simulation-based calibration (Talts et al. 2018) of the Bayesian GMM, 1-D and 2-D.
 
 For each model (K = 2 components, "full" covariance, means ordered on feature 0, the fixed
-priors of :func:`bayesgmm.calibration.sbc_priors`): draw ``--replications`` parameter
+priors of :func:`bayesgmm.gmm.calibration.sbc_priors`): draw ``--replications`` parameter
 sets and data sets of ``--n-obs`` points from the prior, fit each by the BayesGMM
 pipeline (EM -> MAP -> nutpie NUTS from the MAP), rank the true value of every reporting
 parameter among ``--n-ranks`` evenly thinned posterior draws, and test the ranks for
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesgmm.calibration import (
+from bayesgmm.gmm.calibration import (
     SBCResult,
     ecdf_band,
     rank_uniformity_table,

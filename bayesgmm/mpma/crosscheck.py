@@ -8,7 +8,7 @@ the marginal MAP of ``(pi, sigma)`` by stochastic-approximation EM
 sits away from the posterior mass, is shown beside it. The three components are
 structurally different (global, user-local, item-local), so there is no label switching
 to undo. Summaries, sampler diagnostics and the verdict rules (agree / disagree / sampler trouble /
-ambiguous, and their thresholds) are those of :mod:`bayesgmm.crosscheck`.
+ambiguous, and their thresholds) are those of :mod:`bayesgmm.gmm.crosscheck`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesgmm.crosscheck import (
+from bayesgmm.gmm.crosscheck import (
     BFMI_MIN,
     ESS_BULK_MIN,
     RHAT_MAX,
@@ -36,7 +36,7 @@ from bayesgmm.crosscheck import (
     sampler_diagnostics,
     verdict_from_findings,
 )
-from bayesgmm.relabel import COMPONENT_DIM, MODE_THRESHOLD, SAMPLE_DIMS, LabelReport, detect_modes
+from bayesgmm.gmm.relabel import COMPONENT_DIM, MODE_THRESHOLD, SAMPLE_DIMS, LabelReport, detect_modes
 
 __all__ = ["MPMACrossCheck", "crosscheck_mpma", "densest_subsample", "reporting_values"]
 
@@ -88,12 +88,12 @@ class MPMACrossCheck:
     ----------
     verdict : {"agree", "disagree", "sampler trouble", "ambiguous"}
     reasons : list of str
-        Every finding, most severe first, tagged as in :class:`bayesgmm.crosscheck.CrossCheck`.
+        Every finding, most severe first, tagged as in :class:`bayesgmm.gmm.crosscheck.CrossCheck`.
     table : pandas.DataFrame
         One row per parameter (``weights[c]``, ``sigmas[c]``): em, map, mean, sd, hdi_low,
         hdi_high, z, mcse_mean, r_hat, ess_bulk, ess_tail.
     diagnostics : dict
-        :func:`bayesgmm.crosscheck.sampler_diagnostics` of the draws.
+        :func:`bayesgmm.gmm.crosscheck.sampler_diagnostics` of the draws.
     components : tuple of str
     hdi_prob : float
     """
@@ -161,7 +161,7 @@ def crosscheck_mpma(
         shown in the ``map`` column and not judged.
     hdi_prob, z_max, rhat_max, ess_bulk_min, bfmi_min, treedepth_max_frac, weight_floor,
     weight_floor_mass, mode_threshold : float
-        As in :func:`bayesgmm.crosscheck.crosscheck`.
+        As in :func:`bayesgmm.gmm.crosscheck.crosscheck`.
     estimate : str
         Name of the judged estimate in the report.
     """

@@ -18,7 +18,7 @@ import xarray as xr
 from bayesgmm.mpma.als import Factors
 from bayesgmm.mpma.em import MPMAPriors
 from bayesgmm.mpma.gibbs import ComponentPosterior, GibbsPriors
-from bayesgmm.persistence import check_format, write_netcdf_atomic
+from bayesgmm.em.persistence import check_format, write_netcdf_atomic
 
 _FORMATS = {"MPMA": "bayesgmm.MPMA/1", "GibbsMPMA": "bayesgmm.GibbsMPMA/1"}
 _FACTOR_FIELDS = ("row_bias", "col_bias", "row_factors", "col_factors")

@@ -1,0 +1,439 @@
+"""``BayesGMM``: the full Bayesian Gaussian mixture, checked against its EM estimate.
+
+``fit`` runs, in order:
+
+1. EM (:class:`bayesgmm.GaussianMixture`, ``em_n_init`` restarts, maximum likelihood);
+2. the PyMC model (:func:`bayesgmm.gmm.model.build_gmm_model`: Dirichlet weights, Normal
+   means with one ordered coordinate, LKJ/half-normal covariances, z marginalised);
+3. EM -> initial values of every free variable -> ``pm.find_MAP`` from there;
+4. NUTS from the MAP (nutpie by default; >= 4 chains recommended);
+5. relabelling of the draws onto the EM components and the cross-check
+   (:func:`bayesgmm.gmm.crosscheck.crosscheck`): a table and a verdict.
+
+The posterior lives in ``idata_`` (an ArviZ ``DataTree``) next to the ``em`` and
+``map`` point estimates and the ``observed_data``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from os import PathLike
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator
+
+from bayesgmm._validation import check_data_matrix, check_positive_int
+from bayesgmm.gmm.crosscheck import crosscheck
+from bayesgmm.em.gaussian import _inverse_lower
+from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
+from bayesgmm.inference import SAMPLERS, find_map, sample_nuts
+from bayesgmm.em.estimator import GaussianMixture
+from bayesgmm.gmm.model import OBS_DIM, OBS_VAR, build_gmm_model, initial_values_from_em
+from bayesgmm.em.persistence import check_format, write_netcdf_atomic
+
+_FORMAT = "bayesgmm.BayesGMM/1"
+_SAMPLE_DIMS = ("chain", "draw")
+
+
+def _compile_fast(model: pm.Model, start):
+    """nutpie on the fused numba log-density of :mod:`bayesgmm.gmm.fast_logp` for an unmodified
+    :func:`build_gmm_model` model, else None (see :func:`bayesgmm.gmm.fastnuts.compile_fast_gmm`;
+    imported on first use because its numba callbacks are compiled or loaded at import)."""
+    from bayesgmm.gmm import fastnuts
+
+    return fastnuts.compile_fast_gmm(model, start)
+
+
+#: EM's covariance regularisation inside BayesGMM, relative to the smallest feature variance.
+RELATIVE_REG_COVAR = 1e-6
+
+
+def fit_point_estimates(
+    X,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    priors: dict | None = None,
+    order_feature: int | None = 0,
+    em_n_init: int = 5,
+    em_seed: int | None = None,
+    map_seed: int | None = None,
+) -> tuple[GaussianMixture, pm.Model, dict[str, np.ndarray]]:
+    """EM (components sorted by ``order_feature``), the PyMC model, and its MAP from EM.
+
+    EM's ``reg_covar`` is ``RELATIVE_REG_COVAR`` (1e-6) times the smallest feature variance,
+    so the point estimate is invariant to the units of the data (scikit-learn's absolute
+    default of 1e-6 would swamp data whose variance is below about 1e-4).
+
+    The first half of :meth:`BayesGMM.fit`, for when a point estimate is all you need.
+    Returns the fitted ``GaussianMixture``, the ``pm.Model`` and the MAP values of every
+    named model variable.
+    """
+    data = check_data_matrix(X, min_samples=2)
+    em = GaussianMixture(
+        n_components,
+        covariance_type=covariance_type,
+        n_init=em_n_init,
+        reg_covar=RELATIVE_REG_COVAR * float(np.var(data, axis=0).min()),
+        random_state=em_seed,
+    ).fit(X)
+    if order_feature is not None:
+        # EM's labels follow the model's ordering constraint, so that EM, MAP and
+        # posterior components carry the same names
+        em.reorder_components(np.argsort(em.means_[:, order_feature]))
+    model = build_gmm_model(
+        X,
+        n_components=n_components,
+        covariance_type=covariance_type,
+        priors=priors,
+        order_feature=order_feature,
+    )
+    init = initial_values_from_em(model, em.weights_, em.means_, em.covariances_, covariance_type)
+    return em, model, find_map(model, init, seed=map_seed)
+
+
+class BayesGMM(BaseEstimator):
+    """Bayesian Gaussian mixture: NUTS posterior, initialised from and checked against EM.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    priors : dict, optional
+        Prior overrides for :func:`bayesgmm.gmm.model.build_gmm_model` (data-scaled defaults).
+    order_feature : int or None, default=0
+        Feature whose component means are ordered (identifiability); None switches it off.
+    sampler : {'nutpie', 'nutpie-pytensor', 'pymc'}, default='nutpie'
+        'nutpie' samples with the hand-written numba log-density of the model
+        (:mod:`bayesgmm.gmm.fast_logp`, no per-model compilation);
+        'nutpie-pytensor' switches that off and compiles the PyMC graph instead.
+    chains, draws, tune : int, default 4, 1000, 1000
+    em_n_init : int, default=5
+        EM restarts for the initial estimate.
+    max_predict_draws : int, default=500
+        Posterior draws (thinned evenly) used by predictions and densities.
+    random_state : int or None
+    progressbar : bool, default=True
+
+    Attributes
+    ----------
+    em_ : GaussianMixture
+        The EM estimate that initialises the sampler and is checked against it (its
+        ``reg_covar`` is relative to the data scale: see :func:`fit_point_estimates`).
+    map_ : dict
+        MAP estimate: ``weights`` (K,), ``means`` (K, D), ``covariances`` (scikit-learn's
+        shape for ``covariance_type``).
+    model_ : pymc.Model
+    idata_ : xarray.DataTree
+        Groups ``posterior`` (relabelled onto the EM components), ``sample_stats``,
+        ``observed_data``, ``em``, ``map``.
+    crosscheck_ : CrossCheck
+        The EM/MAP-vs-posterior table, diagnostics and verdict (``print(model.crosscheck_)``).
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        covariance_type: str = "full",
+        priors: dict | None = None,
+        order_feature: int | None = 0,
+        sampler: str = "nutpie",
+        chains: int = 4,
+        draws: int = 1000,
+        tune: int = 1000,
+        em_n_init: int = 5,
+        max_predict_draws: int = 500,
+        random_state: int | None = None,
+        progressbar: bool = True,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.priors = priors
+        self.order_feature = order_feature
+        self.sampler = sampler
+        self.chains = chains
+        self.draws = draws
+        self.tune = tune
+        self.em_n_init = em_n_init
+        self.max_predict_draws = max_predict_draws
+        self.random_state = random_state
+        self.progressbar = progressbar
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None) -> BayesGMM:
+        """EM, MAP, NUTS and the cross-check on ``X`` (n_samples, n_features)."""
+        for name in ("n_components", "chains", "draws", "em_n_init", "max_predict_draws"):
+            check_positive_int(getattr(self, name), name)
+        check_positive_int(self.tune, "tune", minimum=0)
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.chains < 4:
+            warnings.warn(
+                f"chains={self.chains}: mixture posteriors are multimodal and chains in "
+                "different modes can only be detected with several chains; use >= 4",
+                UserWarning,
+                stacklevel=2,
+            )
+        names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+        data = check_data_matrix(X, min_samples=2)
+        seeds = np.random.SeedSequence(self.random_state).generate_state(3)
+        em_seed, map_seed, nuts_seed = (int(s) for s in seeds)
+
+        self.em_, self.model_, map_point = fit_point_estimates(
+            X,
+            self.n_components,
+            covariance_type=self.covariance_type,
+            priors=self.priors,
+            order_feature=self.order_feature,
+            em_n_init=self.em_n_init,
+            em_seed=em_seed,
+            map_seed=map_seed,
+        )
+        self.map_ = _point_from_chol(
+            map_point["weights"], map_point["means"], map_point["chol_cov"], self.covariance_type
+        )
+        raw = sample_nuts(
+            self.model_,
+            map_point,
+            sampler=self.sampler,
+            chains=self.chains,
+            draws=self.draws,
+            tune=self.tune,
+            seed=nuts_seed,
+            progressbar=self.progressbar,
+            fast_compiler=_compile_fast,
+        )
+        self.crosscheck_ = crosscheck(
+            raw, self.em_, self.map_, covariance_type=self.covariance_type
+        )
+        features = names or list(self.model_.coords["feature"])
+        self.idata_ = xr.DataTree.from_dict(
+            {
+                "posterior": self.crosscheck_.posterior,
+                "sample_stats": raw["sample_stats"].to_dataset(),
+                "observed_data": xr.Dataset(
+                    {OBS_VAR: ((OBS_DIM, "feature"), data)}, coords={"feature": features}
+                ),
+                "em": _point_dataset(
+                    self.em_.weights_,
+                    self.em_.means_,
+                    self.em_.covariances_,
+                    self.covariance_type,
+                    features,
+                ),
+                "map": _point_dataset(
+                    **self.map_, covariance_type=self.covariance_type, features=features
+                ),
+            }
+        )
+        self.idata_.attrs.update(format=_FORMAT, params=json.dumps(self._json_params()))
+        self.n_features_in_ = data.shape[1]
+        return self
+
+    def _json_params(self) -> dict:
+        params = self.get_params()
+        if params["priors"] is not None:
+            params["priors"] = {k: np.asarray(v).tolist() for k, v in params["priors"].items()}
+        return params
+
+    # ------------------------------------------------------------ posterior
+    def _draw_params(self):
+        """Evenly thinned posterior draws as ``MixtureParams`` with full covariances."""
+        post = self.idata_["posterior"].to_dataset()
+        weights = post["weights"].stack(sample=_SAMPLE_DIMS).transpose("sample", ...).values
+        means = post["means"].stack(sample=_SAMPLE_DIMS).transpose("sample", ...).values
+        chol = post["chol_cov"].stack(sample=_SAMPLE_DIMS).transpose("sample", ...).values
+        keep = np.unique(np.linspace(0, len(weights) - 1, self.max_predict_draws).astype(int))
+        for s in keep:
+            cov = chol[s] @ np.swapaxes(chol[s], -1, -2)
+            prec_chol = np.stack([_inverse_lower(L).T for L in chol[s]])
+            yield MixtureParams(weights[s], means[s], cov, prec_chol)
+
+    def _check_X(self, X) -> np.ndarray:
+        if not hasattr(self, "idata_"):
+            raise ValueError("this BayesGMM is not fitted yet: call fit first")
+        data = check_data_matrix(X)
+        if data.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {data.shape[1]} features, but the model was fitted with "
+                f"{self.n_features_in_}"
+            )
+        return data
+
+    def responsibilities(self, X) -> xr.DataArray:
+        """p(z_i = k | x_i, theta_s) for thinned posterior draws s: (sample, obs, component)."""
+        design = Design(self._check_X(X), "full")
+        resp = np.stack([log_prob_resp(design, p)[1] for p in self._draw_params()])
+        return xr.DataArray(resp, dims=("sample", "obs", "component"))
+
+    def responsibility_summary(self, X, *, prob: float = 0.94) -> xr.Dataset:
+        """Posterior summary of p(z_i = k | x_i): ``mean``, ``sd``, and the equal-tailed
+        central ``prob`` interval ``low``/``high``; each (obs, component)."""
+        if not 0.0 < prob < 1.0:
+            raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+        resp = self.responsibilities(X)
+        q = resp.quantile([(1 - prob) / 2, (1 + prob) / 2], dim="sample")
+        return xr.Dataset(
+            {
+                "mean": resp.mean("sample"),
+                "sd": resp.std("sample"),
+                "low": q.isel(quantile=0, drop=True),
+                "high": q.isel(quantile=1, drop=True),
+            },
+            attrs={"prob": prob},
+        )
+
+    def predict_proba(self, X, *, return_std: bool = False):
+        """Posterior mean responsibilities (n_samples, K) and, if asked, their posterior sd."""
+        resp = self.responsibilities(X)
+        mean = resp.mean("sample").values
+        return (mean, resp.std("sample").values) if return_std else mean
+
+    def predict(self, X) -> np.ndarray:
+        """Component with the highest posterior mean responsibility."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def log_density_draws(self, X) -> np.ndarray:
+        """log p(x_i | theta_s) for the thinned posterior draws s: (n_draws, n_samples)."""
+        design = Design(self._check_X(X), "full")
+        return np.stack([log_prob_resp(design, p)[0] for p in self._draw_params()])
+
+    def score_samples(self, X) -> np.ndarray:
+        """Posterior predictive log density ``log E_theta[p(x_i | theta)]``, shape (n_samples,)."""
+        log_dens = self.log_density_draws(X)
+        return logsumexp(log_dens, axis=0) - np.log(len(log_dens))
+
+    def score(self, X, y=None) -> float:
+        """Mean posterior predictive log density per sample."""
+        return float(self.score_samples(X).mean())
+
+    def sample(self, n_samples: int = 1, *, random_state=None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior predictive draws ``(X, labels)``: a posterior draw, then x from it."""
+        n_samples = check_positive_int(n_samples, "n_samples")
+        rng = np.random.default_rng(random_state)
+        params = list(self._draw_params())
+        which = rng.integers(len(params), size=n_samples)
+        X = np.empty((n_samples, self.n_features_in_))
+        labels = np.empty(n_samples, dtype=int)
+        for i, s in enumerate(which):
+            p = params[s]
+            k = rng.choice(len(p.weights), p=p.weights / p.weights.sum())
+            labels[i] = k
+            X[i] = rng.multivariate_normal(p.means[k], p.covariances[k])
+        return X, labels
+
+    def loo(self, pointwise: bool = False):
+        """PSIS-LOO (ArviZ ``ELPDData``) from the pointwise log-likelihood of the data.
+
+        The log-likelihood is computed once and kept in ``idata_["log_likelihood"]``;
+        ``pointwise=True`` adds ``elpd_i`` and ``pareto_k`` per observation.
+        """
+        import arviz as az
+        import pymc as pm
+
+        if "log_likelihood" not in self.idata_.children:
+            ll = pm.compute_log_likelihood(
+                xr.DataTree.from_dict({"posterior": self.idata_["posterior"].to_dataset()}),
+                model=self.model_,
+                extend_inferencedata=False,
+                progressbar=False,
+            )
+            self.idata_["log_likelihood"] = ll["log_likelihood"] if "log_likelihood" in ll else ll
+        return az.loo(self.idata_, pointwise=pointwise)
+
+    # ------------------------------------------------------------ save/load
+    def save(self, path: str | PathLike) -> None:
+        """Write the fitted model (posterior, point estimates, settings) to netCDF."""
+        if not hasattr(self, "idata_"):
+            raise ValueError("the model is not fitted: call fit before save")
+        write_netcdf_atomic(self.idata_, path)
+
+    @classmethod
+    def load(cls, path: str | PathLike) -> BayesGMM:
+        """Read a model written by :meth:`save`; the PyMC model and cross-check are rebuilt."""
+        idata = xr.open_datatree(path, engine="h5netcdf").load()
+        check_format(idata.attrs, _FORMAT, path, "BayesGMM")
+        self = cls(**json.loads(idata.attrs["params"]))
+        observed = idata["observed_data"].to_dataset()
+        import pandas as pd
+
+        X = pd.DataFrame(observed[OBS_VAR].values, columns=list(observed["feature"].values))
+        em = idata["em"].to_dataset()
+        self.em_ = GaussianMixture(
+            self.n_components,
+            covariance_type=self.covariance_type,
+            max_iter=0,
+            weights_init=em["weights"].values,
+            means_init=em["means"].values,
+        )
+        self.em_ = _fitted_em(self, em, X)
+        self.map_ = {
+            name: idata["map"][name].values for name in ("weights", "means", "covariances")
+        }
+        self.model_ = build_gmm_model(
+            X,
+            n_components=self.n_components,
+            covariance_type=self.covariance_type,
+            priors=self.priors,
+            order_feature=self.order_feature,
+        )
+        self.crosscheck_ = crosscheck(idata, self.em_, self.map_, self.covariance_type)
+        self.idata_ = idata
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def __str__(self) -> str:
+        if not hasattr(self, "crosscheck_"):
+            return repr(self)
+        return self.crosscheck_.to_text()
+
+
+def _point_from_chol(weights, means, chol, covariance_type: str) -> dict:
+    """MAP values from the model's Cholesky factors to scikit-learn's covariance shapes."""
+    full = chol @ np.swapaxes(chol, -1, -2)
+    covariances = {
+        "full": full,
+        "tied": full[0],
+        "diag": np.diagonal(full, axis1=-2, axis2=-1).copy(),
+        "spherical": np.diagonal(full, axis1=-2, axis2=-1).mean(axis=-1),
+    }[covariance_type]
+    return {"weights": np.asarray(weights), "means": np.asarray(means), "covariances": covariances}
+
+
+def _point_dataset(weights, means, covariances, covariance_type: str, features) -> xr.Dataset:
+    cov_dims = {
+        "full": ("component", "feature", "feature_"),
+        "tied": ("feature", "feature_"),
+        "diag": ("component", "feature"),
+        "spherical": ("component",),
+    }[covariance_type]
+    return xr.Dataset(
+        {
+            "weights": ("component", np.asarray(weights)),
+            "means": (("component", "feature"), np.asarray(means)),
+            "covariances": (cov_dims, np.asarray(covariances)),
+        },
+        coords={"feature": list(features), "feature_": list(features)}
+        if "feature_" in cov_dims
+        else {"feature": list(features)},
+    )
+
+
+def _fitted_em(owner: BayesGMM, em: xr.Dataset, X) -> GaussianMixture:
+    """A GaussianMixture holding the stored EM estimate (no refit)."""
+    from bayesgmm.em.gaussian import compute_precision_cholesky, precisions_from_cholesky
+
+    gm = GaussianMixture(owner.n_components, covariance_type=owner.covariance_type)
+    gm.weights_ = em["weights"].values
+    gm.means_ = em["means"].values
+    gm.covariances_ = em["covariances"].values
+    gm.precisions_cholesky_ = compute_precision_cholesky(gm.covariances_, owner.covariance_type)
+    gm.precisions_ = precisions_from_cholesky(gm.precisions_cholesky_, owner.covariance_type)
+    gm.n_features_in_ = X.shape[1]
+    gm.feature_names_in_ = np.asarray(X.columns, dtype=object)
+    return gm

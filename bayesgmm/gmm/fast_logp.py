@@ -1,0 +1,565 @@
+"""Hand-written log-density and gradient of a :func:`build_gmm_model` model, in numba.
+
+The PyMC model stays the source of truth: :func:`fast_gmm` reads the priors, data and
+parameter layout off a built model and refuses (returns ``None``) any model it does not
+recognise exactly (an extra variable, a potential, another prior family), so a model a
+user has extended is never sampled with the wrong density.  The kernel evaluates the same
+density as ``model.logp()`` (transforms and Jacobians included) on the same unconstrained
+vector that nutpie builds from the model (value variables in ``model.free_RVs`` order), in
+one fused pass: the priors through PyMC's transforms (simplex, ordered, log, LKJ
+Cholesky-correlation), then the marginalised likelihood through the inverse Cholesky
+factor of each component (one DxD forward substitution per component, then one pass over
+the observations with a streaming log-sum-exp), and the reverse-mode gradient by hand.
+
+The kernels are compiled by numba with ``cache=True``: the compilation (a few seconds) is
+paid once per machine and environment, not once per model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pymc as pm
+from pytensor.graph.basic import Constant
+from pytensor.graph.traversal import graph_inputs
+from scipy.special import gammaln
+
+from bayesgmm.gmm.model import OBS_VAR, _model_covariance_type
+
+__all__ = ["FastGMM", "fast_gmm"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+#: exp(_LOG_TINY) < 2**-53: mixture terms this far below the largest one are skipped
+_LOG_TINY = -37.0
+_COV_CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
+# header of the flat float64 buffer read by the kernels
+(_H_LEN, _H_N, _H_K, _H_D, _H_COV, _H_J, _H_OW, _H_OMO, _H_OMF, _H_OM, _H_OS, _H_OC, _H_NDIM) = (
+    range(13)
+)
+_HEADER = 13
+
+
+# --------------------------------------------------------------------------------------
+# buffer access (the buffer is one float64 array so that it can travel as a void pointer)
+# --------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _unpack(buf):
+    n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
+    pos = _HEADER
+    alpha = buf[pos : pos + k]
+    pos += k
+    mu0 = buf[pos : pos + d]
+    pos += d
+    s0 = buf[pos : pos + d]
+    pos += d
+    scale = buf[pos : pos + d]
+    pos += d
+    eta, const = buf[pos], buf[pos + 1]
+    pos += 2
+    centre = buf[pos : pos + d]
+    pos += d
+    corr_idx = buf[pos : pos + d * d].reshape((d, d))
+    pos += d * d
+    xc = buf[pos : pos + n * d].reshape((n, d))
+    return alpha, mu0, s0, scale, eta, const, centre, corr_idx, xc
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _constrain(x, buf):
+    """Unconstrained vector -> (log weights, centred means, sigmas, Cholesky factors,
+    correlation rows' squared norms) and the prior log-density with Jacobians."""
+    k, d, cov, j = int(buf[_H_K]), int(buf[_H_D]), int(buf[_H_COV]), int(buf[_H_J])
+    ow, omo, omf, om = int(buf[_H_OW]), int(buf[_H_OMO]), int(buf[_H_OMF]), int(buf[_H_OM])
+    os_, oc = int(buf[_H_OS]), int(buf[_H_OC])
+    alpha, mu0, s0, scale, eta, const, centre, corr_idx, _ = _unpack(buf)
+    lp = const
+
+    # weights: simplex transform v = [u, -sum u], w = softmax(v); with sum(v) = 0 the
+    # Jacobian log K + K sum(u) - K lse([u + sum u, 0]) is log K + sum_k log w_k
+    v = np.empty(k)
+    tot = 0.0
+    for i in range(k - 1):
+        v[i] = x[ow + i]
+        tot += v[i]
+    v[k - 1] = -tot
+    vmax = v.max()
+    lse = vmax + math.log(np.sum(np.exp(v - vmax)))
+    logw = v - lse
+    for i in range(k):
+        lp += alpha[i] * logw[i]  # (alpha - 1) log w (Dirichlet) + log w (Jacobian)
+
+    # means (centred on the data mean)
+    mu = np.empty((k, d))
+    if j >= 0:  # ordered feature j: m_0 = y_0, m_i = m_{i-1} + exp(y_i)
+        for i in range(k):
+            mu[i, j] = x[omo] if i == 0 else mu[i - 1, j] + math.exp(x[omo + i])
+            if i > 0:
+                lp += x[omo + i]
+        for i in range(k):
+            f = 0
+            for dd in range(d):
+                if dd != j:
+                    mu[i, dd] = x[omf + i * (d - 1) + f]
+                    f += 1
+    else:
+        for i in range(k):
+            for dd in range(d):
+                mu[i, dd] = x[om + i * d + dd]
+    for i in range(k):
+        for dd in range(d):
+            z = (mu[i, dd] - mu0[dd]) / s0[dd]
+            lp -= 0.5 * z * z
+            mu[i, dd] -= centre[dd]
+
+    # sigmas: log transform, HalfNormal prior
+    ns = k * d if cov in (0, 2) else (d if cov == 1 else k)
+    sig = np.empty(ns)
+    for i in range(ns):
+        y = x[os_ + i]
+        sig[i] = math.exp(y)
+        sc = scale[i % d] if cov != 3 else scale[0]
+        z = sig[i] / sc
+        lp += y - 0.5 * z * z
+
+    # Cholesky factors: L = diag(sigmas) C, C from PyMC's Cholesky-correlation transform
+    # (strict lower triangle filled from u, unit diagonal, rows normalised); LKJ prior
+    # (exponent 2 eta - 3 + D - i on C_ii) plus Jacobian (exponent i + 2) sum to
+    # (2 eta - 1 + D) log C_ii = -(2 eta - 1 + D) / 2 log(1 + |u_i|^2) per row
+    kc = 1 if cov == 1 else k
+    chol = np.zeros((k, d, d))
+    rownorm2 = np.ones((kc, d))
+    a_lkj = 2.0 * eta - 1.0 + d
+    for c in range(kc):
+        for r in range(d):
+            if oc >= 0:
+                for col in range(r):
+                    u = x[oc + c * (d * (d - 1) // 2) + int(corr_idx[r, col])]
+                    rownorm2[c, r] += u * u
+                lp -= 0.5 * a_lkj * math.log(rownorm2[c, r])
+                inv = 1.0 / math.sqrt(rownorm2[c, r])
+                for col in range(r):
+                    u = x[oc + c * (d * (d - 1) // 2) + int(corr_idx[r, col])]
+                    chol[c, r, col] = sig[c * d + r] * u * inv
+                chol[c, r, r] = sig[c * d + r] * inv
+            elif cov == 3:
+                chol[c, r, r] = sig[c]
+            else:
+                chol[c, r, r] = sig[c * d + r]
+    if cov == 1:
+        for c in range(1, k):
+            chol[c] = chol[0]
+    return lp, logw, mu, sig, chol, rownorm2
+
+
+@numba.njit(cache=True, error_model="numpy")
+def logp_grad(x, grad, buf):
+    """Log-density of the model at the unconstrained vector ``x``; its gradient into ``grad``."""
+    n, k, d, cov, j = (
+        int(buf[_H_N]),
+        int(buf[_H_K]),
+        int(buf[_H_D]),
+        int(buf[_H_COV]),
+        int(buf[_H_J]),
+    )
+    ow, omo, omf, om = int(buf[_H_OW]), int(buf[_H_OMO]), int(buf[_H_OMF]), int(buf[_H_OM])
+    os_, oc = int(buf[_H_OS]), int(buf[_H_OC])
+    alpha, mu0, s0, scale, eta, _, centre, corr_idx, xc = _unpack(buf)
+    lp, logw, mu, sig, chol, rownorm2 = _constrain(x, buf)
+
+    # ----- likelihood: z_nk = L_k^-1 (x_n - mu_k) = A_k x_n - b_k
+    linv = np.zeros((k, d, d))
+    b = np.zeros((k, d))
+    base = np.empty(k)
+    for c in range(k):
+        logdet = 0.0
+        for r in range(d):
+            logdet += math.log(chol[c, r, r])
+            for col in range(r + 1):  # row r of L^-1 by forward substitution
+                acc = 1.0 if r == col else 0.0
+                for m in range(col, r):
+                    acc -= chol[c, r, m] * linv[c, m, col]
+                linv[c, r, col] = acc / chol[c, r, r]
+        for r in range(d):
+            acc = 0.0
+            for col in range(r + 1):
+                acc += linv[c, r, col] * mu[c, col]
+            b[c, r] = acc
+        base[c] = logw[c] - logdet - 0.5 * d * _LOG_2PI
+    resp_sum = np.zeros(k)
+    z_sum = np.zeros((k, d))
+    zz_sum = np.zeros((k, d, d))
+    z = np.empty((k, d))
+    comp = np.empty(k)
+    for i in range(n):
+        best = 0
+        for c in range(k):
+            quad = 0.0
+            for r in range(d):
+                acc = -b[c, r]
+                for col in range(r + 1):
+                    acc += linv[c, r, col] * xc[i, col]
+                z[c, r] = acc
+                quad += acc * acc
+            comp[c] = base[c] - 0.5 * quad
+            if comp[c] > comp[best]:
+                best = c
+        # log-sum-exp; a term below exp(-37) < eps / 2 cannot change 1 + sum, so skip it
+        cmax = comp[best]
+        tot = 0.0
+        for c in range(k):
+            delta = comp[c] - cmax
+            comp[c] = 1.0 if c == best else (math.exp(delta) if delta > _LOG_TINY else 0.0)
+            tot += comp[c]
+        lp += cmax if tot == 1.0 else cmax + math.log(tot)
+        for c in range(k):
+            if comp[c] == 0.0:
+                continue
+            rho = comp[c] / tot
+            resp_sum[c] += rho
+            for r in range(d):
+                rz = rho * z[c, r]
+                z_sum[c, r] += rz
+                for col in range(r + 1):
+                    zz_sum[c, r, col] += rz * z[c, col]
+
+    # ----- gradient w.r.t. log w, centred means and L (lower triangle)
+    g_logw = resp_sum + alpha
+    g_mu = np.empty((k, d))
+    g_chol = np.zeros((k, d, d))
+    for c in range(k):
+        for r in range(d):
+            for col in range(r):  # symmetric zz_sum
+                zz_sum[c, col, r] = zz_sum[c, r, col]
+        for r in range(d):
+            acc = 0.0
+            for m in range(r, d):
+                acc += linv[c, m, r] * z_sum[c, m]
+            g_mu[c, r] = acc - (mu[c, r] + centre[r] - mu0[r]) / (s0[r] * s0[r])
+            for col in range(r + 1):  # (L^-T sum_n rho z z^T)[r, col]
+                acc = 0.0
+                for m in range(r, d):
+                    acc += linv[c, m, r] * zz_sum[c, m, col]
+                g_chol[c, r, col] = acc
+            g_chol[c, r, r] -= resp_sum[c] / chol[c, r, r]
+
+    grad[:] = 0.0
+    # weights: d/dv = g - w sum(g), then u_i = v_i - v_{K-1} in reverse
+    w = np.exp(logw)
+    gsum = g_logw.sum()
+    g_last = g_logw[k - 1] - w[k - 1] * gsum
+    for i in range(k - 1):
+        grad[ow + i] = g_logw[i] - w[i] * gsum - g_last
+
+    # means
+    if j >= 0:
+        tail = 0.0
+        for i in range(k - 1, -1, -1):
+            tail += g_mu[i, j]
+            grad[omo + i] = tail if i == 0 else tail * math.exp(x[omo + i]) + 1.0
+        for i in range(k):
+            f = 0
+            for dd in range(d):
+                if dd != j:
+                    grad[omf + i * (d - 1) + f] = g_mu[i, dd]
+                    f += 1
+    else:
+        for i in range(k):
+            for dd in range(d):
+                grad[om + i * d + dd] = g_mu[i, dd]
+
+    # covariance parameters
+    kc = 1 if cov == 1 else k
+    g_sig = np.zeros(sig.shape[0])
+    m_corr = d * (d - 1) // 2
+    for c in range(k):
+        cc = 0 if cov == 1 else c
+        for r in range(d):
+            if cov == 3:
+                g_sig[c] += g_chol[c, r, r]
+            elif oc < 0:
+                g_sig[cc * d + r] += g_chol[c, r, r]
+            else:
+                s = sig[cc * d + r]
+                for col in range(r + 1):
+                    g_sig[cc * d + r] += g_chol[c, r, col] * chol[c, r, col] / s
+    if oc >= 0:
+        g_corr = np.zeros((kc, d, d))  # d logp / d C (summed over components if tied)
+        for c in range(k):
+            cc = 0 if cov == 1 else c
+            for r in range(d):
+                for col in range(r + 1):
+                    g_corr[cc, r, col] += g_chol[c, r, col] * sig[cc * d + r]
+        for cc in range(kc):
+            for r in range(1, d):
+                inv = 1.0 / math.sqrt(rownorm2[cc, r])
+                # C_r = M_r / |M_r|: dC/dM = (I - C C^T) / |M_r|; M_r = [u_r, 1]
+                proj = 0.0
+                for col in range(r + 1):
+                    proj += g_corr[cc, r, col] * chol[cc, r, col] / sig[cc * d + r]
+                for col in range(r):
+                    pos = oc + cc * m_corr + int(corr_idx[r, col])
+                    u = x[pos]
+                    grad[pos] = (g_corr[cc, r, col] - proj * u * inv) * inv - (
+                        2.0 * eta - 1.0 + d
+                    ) * u / rownorm2[cc, r]
+    for i in range(sig.shape[0]):
+        sc = scale[i % d] if cov != 3 else scale[0]
+        grad[os_ + i] = g_sig[i] * sig[i] + 1.0 - (sig[i] / sc) ** 2
+    return lp
+
+
+@numba.njit(cache=True, error_model="numpy")
+def expand(x, out, buf):
+    """Write ``x`` and the constrained variables into ``out`` (see ``FastGMM.expanded``)."""
+    k, d, cov, j, oc = (
+        int(buf[_H_K]),
+        int(buf[_H_D]),
+        int(buf[_H_COV]),
+        int(buf[_H_J]),
+        int(buf[_H_OC]),
+    )
+    centre = _unpack(buf)[6]
+    _, logw, mu, sig, chol, _ = _constrain(x, buf)
+    pos = x.shape[0]
+    out[:pos] = x
+    out[pos : pos + k] = np.exp(logw)
+    pos += k
+    if j >= 0:
+        out[pos : pos + k] = mu[:, j] + centre[j]
+        pos += k
+    out[pos : pos + sig.shape[0]] = sig
+    pos += sig.shape[0]
+    if oc >= 0:
+        for c in range(1 if cov == 1 else k):
+            for r in range(d):
+                for col in range(d):
+                    out[pos] = chol[c, r, col] / sig[c * d + r]
+                    pos += 1
+    if j >= 0:
+        for c in range(k):
+            for dd in range(d):
+                out[pos] = mu[c, dd] + centre[dd]
+                pos += 1
+    out[pos : pos + k * d * d] = chol.ravel()
+
+
+# --------------------------------------------------------------------------------------
+# reading a built model
+# --------------------------------------------------------------------------------------
+
+
+def _corr_index(d: int) -> np.ndarray:
+    """Position in the unconstrained vector of each strictly lower entry of C (else -1).
+
+    PyMC's ``CholeskyCorrTransform`` (lower) fills the (D-1)x(D-1) lower triangle below the
+    first row in TensorFlow Probability's spiral order: [x[D-1:], x reversed] row-major.
+    """
+    idx = np.full((d, d), -1.0)
+    if d > 1:
+        m = d * (d - 1) // 2
+        ar = np.arange(m)
+        spiral = np.concatenate([ar[d - 1 :], ar[::-1]]).reshape(d - 1, d - 1)
+        rows, cols = np.tril_indices(d - 1)
+        idx[rows + 1, cols] = spiral[rows, cols]
+    return idx
+
+
+def _lkj_log_norm(eta: float, d: int) -> float:
+    """PyMC's LKJ normalising constant (``_lkj_normalizing_constant``)."""
+    k = np.arange(1, d)
+    return float(
+        (d - 1) * gammaln(eta + 0.5 * (d - 1))
+        - np.sum(0.5 * k * np.log(np.pi) + gammaln(eta + 0.5 * (d - 1 - k)))
+    )
+
+
+def _const(var) -> np.ndarray:
+    """Value of a graph built from constants only (e.g. a broadcast constant)."""
+    if isinstance(var, Constant):
+        return np.asarray(var.data, dtype=np.float64)
+    if not all(isinstance(v, Constant) for v in graph_inputs([var])):
+        raise _Unsupported(f"{var} depends on a variable")
+    return np.asarray(var.eval(mode="FAST_COMPILE"), dtype=np.float64)
+
+
+class _Unsupported(Exception):
+    """The model is not exactly one that :func:`build_gmm_model` builds."""
+
+
+def _dist_inputs(model: pm.Model, name: str, op_name: str) -> list:
+    rv = model[name]
+    if rv.owner.op.__class__.__name__ != op_name:
+        raise _Unsupported(f"{name} is {rv.owner.op}, expected {op_name}")
+    return rv.owner.inputs
+
+
+@dataclass(frozen=True)
+class FastGMM:
+    """The numba log-density of one built GMM model and its parameter layout.
+
+    ``buf`` carries the data and priors; ``value_names``/``value_shapes`` give the layout of
+    the unconstrained vector (nutpie's: value variables in ``model.free_RVs`` order),
+    ``expanded`` the names and shapes that :func:`expand` writes after it.
+    """
+
+    buf: np.ndarray
+    n_dim: int
+    rv_names: list[str]
+    value_names: list[str]
+    value_shapes: list[tuple[int, ...]]
+    expanded: list[tuple[str, tuple[int, ...]]]
+
+    def logp_dlogp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log-density (Jacobians included) and its gradient at the unconstrained ``x``."""
+        grad = np.empty(self.n_dim)
+        lp = logp_grad(np.ascontiguousarray(x, dtype=np.float64), grad, self.buf)
+        return lp, grad
+
+    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Constrained variables (and the unconstrained values) at ``x``, by name."""
+        size = self.n_dim + sum(int(np.prod(s)) for _, s in self.expanded)
+        out = np.empty(size)
+        expand(np.ascontiguousarray(x, dtype=np.float64), out, self.buf)
+        shapes = [*zip(self.value_names, self.value_shapes, strict=True), *self.expanded]
+        result, pos = {}, 0
+        for name, shape in shapes:
+            n = int(np.prod(shape))
+            result[name] = out[pos : pos + n].reshape(shape)
+            pos += n
+        return result
+
+    def to_unconstrained(self, point: dict[str, np.ndarray]) -> np.ndarray:
+        """Flat unconstrained vector from constrained free-RV values (PyMC's forward maps)."""
+        parts = []
+        for name in self.rv_names:
+            value = np.asarray(point[name], dtype=np.float64)
+            if name == "weights":  # simplex: log w[:-1] - mean(log w)
+                parts.append(np.log(value[:-1]) - np.log(value).mean())
+            elif name == "means_ordered":
+                parts.append(np.concatenate([value[:1], np.log(np.diff(value))]))
+            elif name == "sigmas":
+                parts.append(np.log(value).ravel())
+            elif name == "chol_corr":  # strict lower triangle divided by the diagonal
+                d = value.shape[-1]
+                c = value.reshape(-1, d, d)
+                idx = _corr_index(d)
+                rows, cols = np.nonzero(idx >= 0)
+                u = np.empty((c.shape[0], rows.size))
+                u[:, idx[rows, cols].astype(int)] = c[:, rows, cols] / c[:, rows, rows]
+                parts.append(u.ravel())
+            else:
+                parts.append(value.ravel())
+        return np.concatenate(parts)
+
+
+def fast_gmm(model: pm.Model) -> FastGMM | None:
+    """The fused numba log-density of ``model``, or None if the model is not exactly a
+    :func:`build_gmm_model` model (for example after a user added a variable)."""
+    try:
+        return _read_model(model)
+    except (_Unsupported, KeyError):  # KeyError: a variable or coord of ours is missing
+        return None
+
+
+def _read_model(model: pm.Model) -> FastGMM:
+    free = [rv.name for rv in model.free_RVs]
+    if model.potentials or [rv.name for rv in model.observed_RVs] != [OBS_VAR]:
+        raise _Unsupported("extra potentials or observed variables")
+    try:
+        cov = _model_covariance_type(model)
+    except ValueError as err:
+        raise _Unsupported(str(err)) from err
+    data = _const(model.rvs_to_values[model[OBS_VAR]])
+    n, d = data.shape
+    k = len(model.coords["component"])
+    ordered = "means_ordered" in free
+    has_corr = "chol_corr" in free
+    expected = ["weights", *(["means_ordered"] if ordered else ["means"])]
+    expected += ["means_free"] if ordered and d > 1 else []
+    expected += ["sigmas", *(["chol_corr"] if has_corr else [])]
+    if free != expected:
+        raise _Unsupported(f"free variables {free}, expected {expected}")
+
+    alpha = _const(_dist_inputs(model, "weights", "DirichletRV")[2]) * np.ones(k)
+    mu0, s0 = np.zeros(d), np.ones(d)
+    j = -1
+    if ordered:
+        j = 0
+        if d > 1:
+            names = list(model.coords["feature_free"])
+            j = next(i for i, f in enumerate(model.coords["feature"]) if f not in names)
+        ins = _dist_inputs(model, "means_ordered", "CustomDist_means_ordered")
+        mu0[j], s0[j] = _const(ins[1])[0], _const(ins[2])[0]
+        free_idx = [i for i in range(d) if i != j]
+        if free_idx:
+            _, _, m_mu, m_sd = _dist_inputs(model, "means_free", "NormalRV")
+            mu0[free_idx] = _const(m_mu) * np.ones(d - 1)
+            s0[free_idx] = _const(m_sd) * np.ones(d - 1)
+    else:
+        _, _, m_mu, m_sd = _dist_inputs(model, "means", "NormalRV")
+        mu0[:], s0[:] = _const(m_mu) * np.ones(d), _const(m_sd) * np.ones(d)
+    _, _, loc, scale = _dist_inputs(model, "sigmas", "HalfNormalRV")
+    if np.any(_const(loc) != 0):
+        raise _Unsupported("HalfNormal with a non-zero loc")
+    scale = _const(scale) * np.ones(d)
+    eta = 1.0
+    kc = 1 if cov == "tied" else k
+    if has_corr:
+        eta = float(_const(_dist_inputs(model, "chol_corr", "LKJCorrRV")[3]))
+
+    const = float(gammaln(alpha.sum()) - gammaln(alpha).sum() + np.log(k))
+    const += float(-np.log(s0[:, None] * np.ones((d, k))).sum() - 0.5 * k * d * _LOG_2PI)
+    if ordered:
+        const += float(gammaln(k + 1.0))
+    n_sig = {"full": k * d, "tied": d, "diag": k * d, "spherical": k}[cov]
+    sig_scale = np.full(n_sig, scale[0]) if cov == "spherical" else np.tile(scale, n_sig // d)
+    const += float(n_sig * 0.5 * np.log(2.0 / np.pi) - np.log(sig_scale).sum())
+    if has_corr:
+        const += kc * _lkj_log_norm(eta, d)
+
+    value_vars = [model.rvs_to_values[model[name]] for name in free]
+    m_corr = d * (d - 1) // 2
+    sizes = {
+        "weights": (k - 1,),
+        "means_ordered": (k,),
+        "means_free": (k, d - 1),
+        "means": (k, d),
+        "sigmas": {"full": (k, d), "diag": (k, d), "tied": (d,), "spherical": (k,)}[cov],
+        "chol_corr": (m_corr,) if cov == "tied" else (k, m_corr),
+    }
+    shapes = [sizes[name] for name in free]
+    ends = np.cumsum([int(np.prod(s)) for s in shapes])
+    off = {name: int(end - np.prod(s)) for name, s, end in zip(free, shapes, ends, strict=True)}
+    n_dim = int(ends[-1])
+    centre = data.mean(axis=0)
+    header = np.zeros(_HEADER)
+    header[[_H_N, _H_K, _H_D, _H_COV, _H_J]] = n, k, d, _COV_CODES[cov], j
+    header[[_H_OW, _H_OMO, _H_OMF, _H_OM, _H_OS, _H_OC, _H_NDIM]] = (
+        off["weights"],
+        off.get("means_ordered", -1),
+        off.get("means_free", -1),
+        off.get("means", -1),
+        off["sigmas"],
+        off.get("chol_corr", -1),
+        n_dim,
+    )
+    body = [alpha, mu0, s0, scale, [eta, const], centre, _corr_index(d).ravel()]
+    body.append((data - centre).ravel())
+    buf = np.concatenate([header, *map(np.ravel, body)])
+    buf[_H_LEN] = buf.size
+
+    expanded = [("weights", (k,))]
+    expanded += [("means_ordered", (k,))] if ordered else []
+    expanded += [("sigmas", sizes["sigmas"])]
+    expanded += [("chol_corr", (d, d) if cov == "tied" else (k, d, d))] if has_corr else []
+    expanded += [("means", (k, d))] if ordered else []
+    expanded += [("chol_cov", (k, d, d))]
+    known = {v.name for v in value_vars} | {name for name, _ in expanded}
+    if {v.name for v in model.unobserved_value_vars} != known:
+        raise _Unsupported("unexpected deterministics")
+    return FastGMM(buf, n_dim, free, [v.name for v in value_vars], shapes, expanded)

@@ -1,0 +1,111 @@
+"""nutpie on the hand-written GMM log-density: no PyTensor compilation at sampling time.
+
+:func:`compile_fast_gmm` wraps the numba kernels of :mod:`bayesgmm.gmm.fast_logp` in
+the C callbacks that nutpie's Rust sampler calls for a PyMC model (the same signatures
+that ``nutpie.compile_pymc_model(..., backend="numba")`` produces), so sampling runs on
+all cores without the GIL and returns the same posterior variables, names and dims as
+the PyMC path.  The callbacks are compiled with numba ``cache=True``, once per machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numba
+import numpy as np
+import pymc as pm
+from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords
+
+from bayesgmm.gmm.fast_logp import expand, fast_gmm, logp_grad
+
+__all__ = ["compile_fast_gmm"]
+
+_LOGP_SIG = numba.types.int64(
+    numba.types.uint64,
+    numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double),
+    numba.types.voidptr,
+)
+_EXPAND_SIG = numba.types.int64(
+    numba.types.uint64,
+    numba.types.uint64,
+    numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double),
+    numba.types.voidptr,
+)
+
+
+@numba.njit(cache=True)
+def _buffer(user_data):
+    size = int(numba.carray(user_data, (1,), np.float64)[0])
+    return numba.carray(user_data, (size,), np.float64)
+
+
+@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
+def _logp_cfunc(dim, x_, out_, logp_, user_data):
+    """nutpie's logp callback: 0 ok, 3 non-finite gradient, 4 non-finite log-density."""
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    logp = numba.carray(logp_, (1,))
+    logp[0] = logp_grad(x, out, _buffer(user_data))
+    if not np.all(np.isfinite(out)):
+        return 3
+    if not np.isfinite(logp[0]):
+        return 4
+    return 0
+
+
+@numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
+def _expand_cfunc(dim, n_expanded, x_, out_, user_data):
+    expand(numba.carray(x_, (dim,)), numba.carray(out_, (n_expanded,)), _buffer(user_data))
+    return 0
+
+
+def compile_fast_gmm(
+    model: pm.Model, initial_point: Mapping[str, np.ndarray]
+) -> CompiledPyMCModel | None:
+    """A nutpie compiled model of ``model`` on the fused numba log-density.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        A model from :func:`bayesgmm.gmm.model.build_gmm_model`, unmodified.
+    initial_point : dict
+        Constrained values of the free random variables; every chain starts there.
+
+    Returns
+    -------
+    nutpie CompiledPyMCModel, or None when the model is not exactly a
+    ``build_gmm_model`` model (then use ``nutpie.compile_pymc_model``).
+    """
+    fast = fast_gmm(model)
+    if fast is None:
+        return None
+    x0 = fast.to_unconstrained(initial_point)
+    if x0.shape != (fast.n_dim,) or not np.all(np.isfinite(x0)):
+        raise ValueError("initial_point is outside the support of the model")
+    names = [*fast.value_names, *(name for name, _ in fast.expanded)]
+    shapes = [*fast.value_shapes, *(shape for _, shape in fast.expanded)]
+    sizes = [int(np.prod(s)) for s in shapes]
+    ends = np.cumsum(sizes)
+    slices = [slice(int(e - s), int(e)) for s, e in zip(sizes, ends, strict=True)]
+    shape_info = (names, slices, shapes)
+    dims, coords = _prepare_dims_and_coords(model, shape_info, fast.value_names)
+    return CompiledPyMCModel(
+        compiled_logp_func=_logp_cfunc,
+        compiled_expand_func=_expand_cfunc,
+        initial_point_func=lambda seed: x0.copy(),
+        shared_data={},
+        shared_var_keys={},
+        user_data=fast.buf,
+        n_expanded=int(ends[-1]),
+        shape_info=shape_info,
+        logp_func=None,
+        expand_func=None,
+        _n_dim=fast.n_dim,
+        _shapes=dict(zip(names, shapes, strict=True)),
+        _coords=coords,
+        dims=dims,
+        reparameterized_names=[n for n in fast.value_names if n.endswith("__")],
+    )
