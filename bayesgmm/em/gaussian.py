@@ -40,16 +40,47 @@ class CollapsedComponentError(ValueError):
     """A component's covariance is singular: it has collapsed onto too few points."""
 
 
-def _check_covariance_type(covariance_type: str) -> None:
-    if covariance_type not in COVARIANCE_TYPES:
+#: Names of the covariance dimensions, shared by every labelled array of a mixture.
+COMPONENT_DIM = "component"
+FEATURE_DIM = "feature"
+FEATURE2_DIM = "feature_"
+
+
+def check_covariance_type(covariance_type: object) -> str:
+    """``covariance_type`` if it is one of :data:`COVARIANCE_TYPES`, else ValueError."""
+    if not isinstance(covariance_type, str) or covariance_type not in COVARIANCE_TYPES:
         raise ValueError(
-            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}"
+            f"Unknown covariance_type {covariance_type!r}: covariance_type must be one of "
+            f"{COVARIANCE_TYPES}."
         )
+    return covariance_type
+
+
+def covariance_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
+    """Shape of the covariances (or precisions, or their Cholesky factors) of a mixture.
+
+    ``(K, D, D)`` for "full", ``(D, D)`` for "tied", ``(K, D)`` for "diag", ``(K,)`` for
+    "spherical", as in scikit-learn.
+    """
+    k, d = n_components, n_features
+    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[
+        check_covariance_type(covariance_type)
+    ]
+
+
+def covariance_dims(covariance_type: str) -> tuple[str, ...]:
+    """Named dims of the array of :func:`covariance_shape` (xarray / PyMC ``dims``)."""
+    return {
+        "full": (COMPONENT_DIM, FEATURE_DIM, FEATURE2_DIM),
+        "tied": (FEATURE_DIM, FEATURE2_DIM),
+        "diag": (COMPONENT_DIM, FEATURE_DIM),
+        "spherical": (COMPONENT_DIM,),
+    }[check_covariance_type(covariance_type)]
 
 
 def n_quadratic_features(n_features: int, covariance_type: str) -> int:
     """Number of columns of :func:`quadratic_features`."""
-    _check_covariance_type(covariance_type)
+    check_covariance_type(covariance_type)
     if covariance_type in ("full", "tied"):
         return n_features * (n_features + 1) // 2
     if covariance_type == "diag":
@@ -315,7 +346,7 @@ def full_covariances(
 
 def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
     """Number of free parameters (weights, means, covariances) for AIC/BIC/ICL."""
-    _check_covariance_type(covariance_type)
+    check_covariance_type(covariance_type)
     cov = {
         "full": n_components * n_features * (n_features + 1) // 2,
         "tied": n_features * (n_features + 1) // 2,
