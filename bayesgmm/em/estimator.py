@@ -23,6 +23,7 @@ from bayesgmm._validation import (
 from bayesgmm.em.driver import INIT_METHODS, initial_responsibilities, m_step, run_em
 from bayesgmm.em.gaussian import (
     COVARIANCE_TYPES,
+    covariance_shape,
     covariances_from_precision_cholesky,
     n_parameters,
     precision_cholesky_from_precisions,
@@ -273,7 +274,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if self.means_init is not None:
             means = _check_init(self.means_init, (self.n_components, n_features), "means_init")
         if self.precisions_init is not None:
-            shape = _covariance_shape(self.covariance_type, self.n_components, n_features)
+            shape = covariance_shape(self.covariance_type, self.n_components, n_features)
             precisions = _check_init(self.precisions_init, shape, "precisions_init")
             prec_chol = precision_cholesky_from_precisions(precisions, self.covariance_type)
             covariances = covariances_from_precision_cholesky(prec_chol, self.covariance_type)
@@ -420,15 +421,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
-
-
-def _covariance_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
-    return {
-        "full": (n_components, n_features, n_features),
-        "tied": (n_features, n_features),
-        "diag": (n_components, n_features),
-        "spherical": (n_components,),
-    }[covariance_type]
 
 
 def _check_init(value, shape: tuple, name: str) -> np.ndarray:

@@ -68,6 +68,15 @@ def covariance_shape(covariance_type: str, n_components: int, n_features: int) -
     ]
 
 
+def sd_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
+    """Shape of the component standard deviations: ``(K, D)`` for "full" and "diag",
+    ``(D,)`` for "tied", ``(K,)`` for "spherical"."""
+    k, d = n_components, n_features
+    return {"full": (k, d), "tied": (d,), "diag": (k, d), "spherical": (k,)}[
+        check_covariance_type(covariance_type)
+    ]
+
+
 def covariance_dims(covariance_type: str) -> tuple[str, ...]:
     """Named dims of the array of :func:`covariance_shape` (xarray / PyMC ``dims``)."""
     return {
@@ -221,7 +230,7 @@ def _lower_cholesky(matrix: np.ndarray) -> np.ndarray | None:
     return factor
 
 
-def _inverse_lower(factor: np.ndarray) -> np.ndarray:
+def inverse_lower(factor: np.ndarray) -> np.ndarray:
     """Inverse of a lower-triangular matrix via LAPACK ``dtrtri``."""
     inverse, info = lapack.dtrtri(factor, lower=1)
     if info != 0:
@@ -247,7 +256,7 @@ def compute_precision_cholesky(
             chol = _lower_cholesky(cov)
             if chol is None:
                 raise _collapse_error(k, covariance_type, nk)
-            out[k] = _inverse_lower(chol).T
+            out[k] = inverse_lower(chol).T
         return out[0] if covariance_type == "tied" else out
     bad = ~(covariances > 0.0) | ~np.isfinite(covariances)
     if np.any(bad):
@@ -308,7 +317,7 @@ def covariances_from_precision_cholesky(precisions_cholesky: np.ndarray, covaria
         stack = precisions_cholesky[None] if covariance_type == "tied" else precisions_cholesky
         out = np.empty_like(stack)
         for k, factor in enumerate(stack):
-            inv = _inverse_lower(np.ascontiguousarray(factor.T))  # inv(P.T), lower
+            inv = inverse_lower(np.ascontiguousarray(factor.T))  # inv(P.T), lower
             out[k] = inv.T @ inv
         return out[0] if covariance_type == "tied" else out
     return 1.0 / precisions_cholesky**2

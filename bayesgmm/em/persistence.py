@@ -16,8 +16,8 @@ from os import PathLike
 import numpy as np
 import xarray as xr
 
-from bayesgmm.em.priors import ConjugatePrior
 from bayesgmm.em.estimator import GaussianMixture
+from bayesgmm.em.priors import ConjugatePrior
 
 _FORMAT = "bayesgmm.GaussianMixture/1"
 _PRIOR_TAG = "__ConjugatePrior__"

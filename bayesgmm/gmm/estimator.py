@@ -27,13 +27,13 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
 
 from bayesgmm._validation import check_data_matrix, check_positive_int
-from bayesgmm.gmm.crosscheck import crosscheck
-from bayesgmm.em.gaussian import _inverse_lower
-from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
-from bayesgmm.inference import SAMPLERS, find_map, sample_nuts
 from bayesgmm.em.estimator import GaussianMixture
-from bayesgmm.gmm.model import OBS_DIM, OBS_VAR, build_gmm_model, initial_values_from_em
+from bayesgmm.em.gaussian import inverse_lower
 from bayesgmm.em.persistence import check_format, write_netcdf_atomic
+from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
+from bayesgmm.gmm.crosscheck import crosscheck
+from bayesgmm.gmm.model import OBS_DIM, OBS_VAR, build_gmm_model, initial_values_from_em
+from bayesgmm.inference import SAMPLERS, find_map, sample_nuts
 
 _FORMAT = "bayesgmm.BayesGMM/1"
 _SAMPLE_DIMS = ("chain", "draw")
@@ -251,7 +251,7 @@ class BayesGMM(BaseEstimator):
         keep = np.unique(np.linspace(0, len(weights) - 1, self.max_predict_draws).astype(int))
         for s in keep:
             cov = chol[s] @ np.swapaxes(chol[s], -1, -2)
-            prec_chol = np.stack([_inverse_lower(L).T for L in chol[s]])
+            prec_chol = np.stack([inverse_lower(L).T for L in chol[s]])
             yield MixtureParams(weights[s], means[s], cov, prec_chol)
 
     def _check_X(self, X) -> np.ndarray:

@@ -27,11 +27,11 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
 from scipy.special import gammaln
 
-from bayesgmm.gmm.model import OBS_VAR, _model_covariance_type
+from bayesgmm.em.gaussian import LOG_2PI, sd_shape
+from bayesgmm.gmm.model import OBS_VAR, model_covariance_type
 
 __all__ = ["FastGMM", "fast_gmm"]
 
-_LOG_2PI = math.log(2.0 * math.pi)
 #: exp(_LOG_TINY) < 2**-53: mixture terms this far below the largest one are skipped
 _LOG_TINY = -37.0
 _COV_CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
@@ -189,7 +189,7 @@ def logp_grad(x, grad, buf):
             for col in range(r + 1):
                 acc += linv[c, r, col] * mu[c, col]
             b[c, r] = acc
-        base[c] = logw[c] - logdet - 0.5 * d * _LOG_2PI
+        base[c] = logw[c] - logdet - 0.5 * d * LOG_2PI
     resp_sum = np.zeros(k)
     z_sum = np.zeros((k, d))
     zz_sum = np.zeros((k, d, d))
@@ -471,7 +471,7 @@ def _read_model(model: pm.Model) -> FastGMM:
     if model.potentials or [rv.name for rv in model.observed_RVs] != [OBS_VAR]:
         raise _Unsupported("extra potentials or observed variables")
     try:
-        cov = _model_covariance_type(model)
+        cov = model_covariance_type(model)
     except ValueError as err:
         raise _Unsupported(str(err)) from err
     data = _const(model.rvs_to_values[model[OBS_VAR]])
@@ -513,10 +513,10 @@ def _read_model(model: pm.Model) -> FastGMM:
         eta = float(_const(_dist_inputs(model, "chol_corr", "LKJCorrRV")[3]))
 
     const = float(gammaln(alpha.sum()) - gammaln(alpha).sum() + np.log(k))
-    const += float(-np.log(s0[:, None] * np.ones((d, k))).sum() - 0.5 * k * d * _LOG_2PI)
+    const += float(-np.log(s0[:, None] * np.ones((d, k))).sum() - 0.5 * k * d * LOG_2PI)
     if ordered:
         const += float(gammaln(k + 1.0))
-    n_sig = {"full": k * d, "tied": d, "diag": k * d, "spherical": k}[cov]
+    n_sig = int(np.prod(sd_shape(cov, k, d)))
     sig_scale = np.full(n_sig, scale[0]) if cov == "spherical" else np.tile(scale, n_sig // d)
     const += float(n_sig * 0.5 * np.log(2.0 / np.pi) - np.log(sig_scale).sum())
     if has_corr:
@@ -529,7 +529,7 @@ def _read_model(model: pm.Model) -> FastGMM:
         "means_ordered": (k,),
         "means_free": (k, d - 1),
         "means": (k, d),
-        "sigmas": {"full": (k, d), "diag": (k, d), "tied": (d,), "spherical": (k,)}[cov],
+        "sigmas": sd_shape(cov, k, d),
         "chol_corr": (m_corr,) if cov == "tied" else (k, m_corr),
     }
     shapes = [sizes[name] for name in free]

@@ -32,24 +32,27 @@ from pymc.distributions.transforms import CholeskyCorrTransform, ordered
 from pytensor.tensor.linalg import solve_triangular
 from pytensor.tensor.special import logsumexp
 
-from bayesgmm.em.gaussian import full_covariances
+from bayesgmm.em.gaussian import (
+    LOG_2PI,
+    check_covariance_type,
+    covariance_shape,
+    full_covariances,
+)
 
 __all__ = [
-    "COVARIANCE_TYPES",
     "OBS_DIM",
     "OBS_VAR",
     "build_gmm_model",
     "default_gmm_priors",
     "initial_values_from_em",
+    "model_covariance_type",
 ]
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 #: Name of the observed variable and of its observation dim (PyMC forbids a variable
 #: and a dim of the same name).
 OBS_VAR = "x"
 OBS_DIM = "obs"
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 #: Multiple of the per-feature data standard deviation used as the prior sd of the means.
 MEANS_SIGMA_FACTOR = 2.0
@@ -127,14 +130,6 @@ def _check_n_components(n_components: Any, n_obs: int) -> int:
     return k
 
 
-def _check_covariance_type(covariance_type: Any) -> str:
-    if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"Unknown covariance_type {covariance_type!r}; use one of {list(COVARIANCE_TYPES)}."
-        )
-    return covariance_type
-
-
 def _check_order_feature(order_feature: Any, n_features: int) -> int | None:
     if order_feature is None:
         return None
@@ -180,7 +175,7 @@ def default_gmm_priors(X: Any, covariance_type: str = "full") -> dict[str, Any]:
     - ``lkj_eta = 2.0`` ("full"/"tied"): LKJ prior on correlations, mildly favouring weak
       correlation (eta = 1 would be uniform over correlation matrices).
     """
-    covariance_type = _check_covariance_type(covariance_type)
+    covariance_type = check_covariance_type(covariance_type)
     arr, _ = _as_data_matrix(X)
     centre = arr.mean(axis=0)
     sd = arr.std(axis=0)
@@ -281,7 +276,7 @@ def _sorted_normal_logp(value, mu, sigma):
     """Density of sorted iid Normals: K! prod_k N(value_k | mu, sigma) on increasing values."""
     k = value.shape[-1]
     z = (value - mu) / sigma
-    lp = -0.5 * z**2 - pt.log(sigma) - 0.5 * _LOG_2PI
+    lp = -0.5 * z**2 - pt.log(sigma) - 0.5 * LOG_2PI
     return pt.sum(lp, axis=-1) + pt.gammaln(k + 1.0)
 
 
@@ -303,7 +298,7 @@ def _sorted_normal_support_point(rv, size, mu, sigma):
 
 def _mixture_logp_from_quad(w, quad, logdet, d: int):
     """logsumexp_k [log w_k - logdet_k - d/2 log(2 pi) - quad_nk / 2] -> (N,)."""
-    comp = pt.log(w) - logdet - 0.5 * (d * _LOG_2PI) - 0.5 * quad
+    comp = pt.log(w) - logdet - 0.5 * (d * LOG_2PI) - 0.5 * quad
     return logsumexp(comp, axis=-1)
 
 
@@ -415,7 +410,7 @@ def _make_logp_expanded(covariance_type: str, centre: np.ndarray):
             qcoef = inv_var[:, None]
             lin = muc * qcoef
             logdet = d * pt.log(scale)
-        const = pt.log(w) - logdet - 0.5 * (d * _LOG_2PI) - 0.5 * pt.sum(lin * muc, axis=-1)
+        const = pt.log(w) - logdet - 0.5 * (d * LOG_2PI) - 0.5 * pt.sum(lin * muc, axis=-1)
         coef = pt.concatenate([-0.5 * qcoef, lin, const[:, None]], axis=1)  # (K, F)
         return logsumexp(pt.dot(features(value), coef.T), axis=-1)
 
@@ -561,7 +556,7 @@ def build_gmm_model(
     data, feature_names = _as_data_matrix(X)
     n_obs, d = data.shape
     k = _check_n_components(n_components, n_obs)
-    covariance_type = _check_covariance_type(covariance_type)
+    covariance_type = check_covariance_type(covariance_type)
     j = _check_order_feature(order_feature, d)
     if logp_form not in _LOGP_FORMS:
         raise ValueError(f"Unknown logp_form {logp_form!r}; use one of {list(_LOGP_FORMS)}.")
@@ -673,7 +668,8 @@ def build_gmm_model(
 # --------------------------------------------------------------------------------------
 
 
-def _model_covariance_type(model: pm.Model) -> str:
+def model_covariance_type(model: pm.Model) -> str:
+    """The covariance type of a model built by :func:`build_gmm_model`, read from its variables."""
     names = model.named_vars
     dims = model.named_vars_to_dims
     if "sigmas" not in names or "chol_cov" not in names:
@@ -694,15 +690,11 @@ def _to_full_covariances(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """EM covariances -> (K, D, D) array (and the (D, D) matrix for "tied")."""
     cov = np.asarray(covariances, dtype=np.float64)
-    expected = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}
-    if covariance_type not in expected:
-        raise ValueError(
-            f"Unknown covariance_type {covariance_type!r}; use one of {list(COVARIANCE_TYPES)}."
-        )
-    if cov.shape != expected[covariance_type]:
+    expected = covariance_shape(covariance_type, k, d)
+    if cov.shape != expected:
         raise ValueError(
             f"covariances for covariance_type={covariance_type!r} must have shape "
-            f"{expected[covariance_type]}, got {cov.shape}."
+            f"{expected}, got {cov.shape}."
         )
     if not np.all(np.isfinite(cov)):
         raise ValueError("covariances must be finite.")
@@ -796,7 +788,7 @@ def initial_values_from_em(
         out["means"] = m.copy()
 
     # ----- covariance parameters in the model's own parametrisation
-    model_type = _model_covariance_type(model)
+    model_type = model_covariance_type(model)
     if model_type == "full":
         chol = _cholesky(cov_full)
         sig = np.sqrt(np.einsum("kii->ki", cov_full))

@@ -52,6 +52,7 @@ from scipy.special import gammaln, logsumexp
 from scipy.stats import invgamma
 from sklearn.cluster import KMeans
 
+from bayesgmm.em.gaussian import LOG_2PI
 from bayesgmm.mpma.als import Factors, SideIndex, als_sweep, factor_means, side_index
 
 __all__ = [
@@ -72,7 +73,6 @@ __all__ = [
 
 #: The three sources of a rating's mean, in this order everywhere.
 COMPONENTS = ("global", "user", "item")
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def log_component_densities(
 ) -> np.ndarray:
     """``log pi_c + log Normal(R_n | mu_nc, sigma_c**2)``, shape (N, n_components)."""
     z = (ratings[:, None] - means) / sigmas
-    return np.log(weights) - np.log(sigmas) - 0.5 * _LOG_2PI - 0.5 * z * z
+    return np.log(weights) - np.log(sigmas) - 0.5 * LOG_2PI - 0.5 * z * z
 
 
 def e_step(
@@ -303,7 +303,7 @@ def penalty_terms(
 
 def _normal_log_prior(x: np.ndarray | float, mu: float, sd: float) -> float:
     x = np.asarray(x, dtype=np.float64)
-    return float(-0.5 * np.sum(((x - mu) / sd) ** 2) - x.size * (math.log(sd) + 0.5 * _LOG_2PI))
+    return float(-0.5 * np.sum(((x - mu) / sd) ** 2) - x.size * (math.log(sd) + 0.5 * LOG_2PI))
 
 
 def log_prior(
@@ -345,7 +345,7 @@ def log_prior(
         total += _normal_log_prior(f.offset, priors.offset_mu, priors.offset_sd)
         total += (
             -0.5 * penalty / v
-            - 0.5 * (n_factor_values + n_bias_values) * (math.log(v) + _LOG_2PI)
+            - 0.5 * (n_factor_values + n_bias_values) * (math.log(v) + LOG_2PI)
             + 0.5 * n_factor_values * math.log(priors.factor_penalty)
             + 0.5 * n_bias_values * math.log(priors.bias_penalty)
         )

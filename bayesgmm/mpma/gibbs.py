@@ -37,6 +37,7 @@ import numpy as np
 from scipy.special import logsumexp
 from scipy.stats import wishart
 
+from bayesgmm.em.gaussian import LOG_2PI
 from bayesgmm.mpma.als import Factors, factor_means, update_side
 from bayesgmm.mpma.em import (
     ComponentIndex,
@@ -55,8 +56,6 @@ __all__ = [
     "sample_component",
     "sample_normal_wishart",
 ]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ class ComponentPosterior:
         log_dens = np.stack(
             [
                 -math.log(s)
-                - 0.5 * _LOG_2PI
+                - 0.5 * LOG_2PI
                 - 0.5 * ((ratings - factor_means(f, rows, cols)) / s) ** 2
                 for f, s in zip(self.draws, self.sigmas, strict=True)
             ]
@@ -211,7 +210,7 @@ def sample_component(
             )  # fmt: skip
         residual = ratings - factor_means(f, index.rows, index.cols)
         ss = float(residual @ residual)
-        log_lik.append(0.5 * n * (math.log(tau) - _LOG_2PI) - 0.5 * tau * ss)
+        log_lik.append(0.5 * n * (math.log(tau) - LOG_2PI) - 0.5 * tau * ss)
         if not fixed:
             tau = rng.gamma(priors.noise_shape + 0.5 * n, 1.0 / (priors.noise_rate + 0.5 * ss))
         if sweep >= n_burn:

@@ -4,8 +4,9 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from bayesgmm.gmm.model import COVARIANCE_TYPES, build_gmm_model, default_gmm_priors
+from bayesgmm.em.gaussian import COVARIANCE_TYPES
 from bayesgmm.gmm.fast_logp import fast_gmm
+from bayesgmm.gmm.model import build_gmm_model, default_gmm_priors
 
 K = 3
 #: PyTensor's Python-level linker: no C compilation of the reference graphs (the values

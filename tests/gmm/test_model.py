@@ -11,8 +11,8 @@ from scipy import stats
 from scipy.special import betaln, gammaln, logsumexp
 from xarray import DataTree
 
+from bayesgmm.em.gaussian import COVARIANCE_TYPES
 from bayesgmm.gmm.model import (
-    COVARIANCE_TYPES,
     OBS_DIM,
     OBS_VAR,
     build_gmm_model,
