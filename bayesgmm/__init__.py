@@ -2,35 +2,49 @@
 
 Public API
 ----------
-GaussianMixture
-    EM estimator (maximum likelihood or MAP-EM), a drop-in for scikit-learn's.
-ConjugatePrior
-    The Dirichlet / Normal-inverse-Wishart prior of MAP-EM.
-BayesGMM
-    Bayesian GMM in PyMC: EM -> MAP -> NUTS, with the EM-vs-posterior cross-check.
-build_gmm_model
-    The PyMC model behind BayesGMM, for users who want to inspect or extend it.
+GaussianMixture, ConjugatePrior, CollapsedComponentError, DegenerateComponentWarning
+    The EM engine (:mod:`bayesgmm.em`): maximum likelihood or MAP-EM, a drop-in for
+    scikit-learn's ``GaussianMixture``.
+BayesGMM, build_gmm_model
+    The Bayesian GMM (:mod:`bayesgmm.gmm`): the PyMC model, and the estimator that runs
+    EM -> MAP -> NUTS and cross-checks the point estimate against the posterior.
+crosscheck, select_n_components, anomaly_scores, flag_anomalies
+    What builds on a fitted mixture: the EM-vs-posterior report, choosing K (BIC vs LOO),
+    anomaly scores with posterior intervals.
+MPMA, GibbsMPMA, build_mpma_model
+    Mixture probabilistic matrix approximation for collaborative filtering
+    (:mod:`bayesgmm.mpma`, Chen et al. 2016): MAP-EM, Gibbs sampling with hierarchical
+    priors, and the PyMC posterior.
+run_spec
+    ``bayesgmm run``: a TOML run spec in, a directory of results out.
 datasets
     Bundled classic datasets, synthetic mixtures and the MovieLens loader.
 
-``BayesGMM`` and ``build_gmm_model`` import PyMC, so they are loaded on first access:
-``import bayesgmm`` and the EM engine stay fast.
+Only the EM engine and :mod:`bayesgmm.datasets` are imported with the package; every other
+name is imported on first access, so ``import bayesgmm`` stays fast and never loads PyMC.
 """
 
 from importlib import import_module
 
 from bayesgmm import datasets
+from bayesgmm.em.estimator import DegenerateComponentWarning, GaussianMixture
 from bayesgmm.em.gaussian import CollapsedComponentError
 from bayesgmm.em.priors import ConjugatePrior
-from bayesgmm.em.estimator import DegenerateComponentWarning, GaussianMixture
 
 __version__ = "0.1.0"
 
+#: Public names loaded on first access, and the module that owns each.
 _LAZY = {
     "BayesGMM": "bayesgmm.gmm.estimator",
     "build_gmm_model": "bayesgmm.gmm.model",
+    "crosscheck": "bayesgmm.gmm.crosscheck",
+    "select_n_components": "bayesgmm.gmm.selection",
+    "anomaly_scores": "bayesgmm.gmm.anomaly",
+    "flag_anomalies": "bayesgmm.gmm.anomaly",
     "MPMA": "bayesgmm.mpma.estimator",
+    "GibbsMPMA": "bayesgmm.mpma.estimator",
     "build_mpma_model": "bayesgmm.mpma.model",
+    "run_spec": "bayesgmm.run",
 }
 
 __all__ = [
@@ -39,13 +53,27 @@ __all__ = [
     "ConjugatePrior",
     "DegenerateComponentWarning",
     "GaussianMixture",
+    "GibbsMPMA",
+    "MPMA",
     "__version__",
+    "anomaly_scores",
     "build_gmm_model",
+    "build_mpma_model",
+    "crosscheck",
     "datasets",
+    "flag_anomalies",
+    "run_spec",
+    "select_n_components",
 ]
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'bayesgmm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

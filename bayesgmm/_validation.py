@@ -6,6 +6,15 @@ import numbers
 
 import numpy as np
 
+__all__ = [
+    "NonNumericInputError",
+    "check_choice",
+    "check_data_matrix",
+    "check_no_constant_features",
+    "check_positive_int",
+    "check_sample_weight",
+]
+
 
 def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
     """Return ``X`` as a finite float64 (n_samples, n_features) array, or raise ValueError.

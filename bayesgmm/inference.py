@@ -25,6 +25,13 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+__all__ = [
+    "SAMPLERS",
+    "find_map",
+    "free_rv_point",
+    "sample_nuts",
+]
+
 SAMPLERS = ("nutpie", "nutpie-pytensor", "pymc")
 
 

@@ -12,6 +12,14 @@ from bayesgmm.em.gaussian import compute_precision_cholesky, covariances_from_sc
 from bayesgmm.em.priors import ResolvedPrior, log_prior_density, map_parameters
 from bayesgmm.em.sweep import Design, MixtureParams, Moments, em_sweep
 
+__all__ = [
+    "INIT_METHODS",
+    "EMRun",
+    "initial_responsibilities",
+    "m_step",
+    "run_em",
+]
+
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
 

@@ -32,6 +32,33 @@ import math
 import numpy as np
 from scipy.linalg import lapack
 
+__all__ = [
+    "COMPONENT_DIM",
+    "COVARIANCE_TYPES",
+    "FEATURE2_DIM",
+    "FEATURE_DIM",
+    "LOG_2PI",
+    "CollapsedComponentError",
+    "check_covariance_type",
+    "compute_precision_cholesky",
+    "covariance_dims",
+    "covariance_shape",
+    "covariances_from_precision_cholesky",
+    "covariances_from_scatter",
+    "full_covariances",
+    "inverse_lower",
+    "log_det_precision_cholesky",
+    "n_parameters",
+    "n_quadratic_features",
+    "precision_cholesky_from_precisions",
+    "precision_feature_coefficients",
+    "precisions_from_cholesky",
+    "quadratic_features",
+    "scatter_from_moments",
+    "sd_shape",
+    "unpack_quadratic_moments",
+]
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 LOG_2PI = math.log(2.0 * math.pi)
 

@@ -13,6 +13,10 @@ import math
 import numba
 import numpy as np
 
+__all__ = [
+    "responsibilities_inplace",
+]
+
 
 @numba.njit(cache=True, nogil=True)
 def responsibilities_inplace(

@@ -27,6 +27,14 @@ from scipy import special
 from bayesgmm.em.gaussian import LOG_2PI, log_det_precision_cholesky, precisions_from_cholesky
 from bayesgmm.em.sweep import MixtureParams, Moments
 
+__all__ = [
+    "ConjugatePrior",
+    "ResolvedPrior",
+    "log_prior_density",
+    "map_parameters",
+    "map_weights",
+]
+
 
 @dataclass(frozen=True)
 class ConjugatePrior:

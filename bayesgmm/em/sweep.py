@@ -41,6 +41,17 @@ from bayesgmm.em.gaussian import (
 )
 from bayesgmm.em.kernels import responsibilities_inplace
 
+__all__ = [
+    "GUARD_MAHALANOBIS_SQ",
+    "N_THREADS",
+    "Design",
+    "MixtureParams",
+    "Moments",
+    "em_sweep",
+    "log_prob_resp",
+    "moments_from_resp",
+]
+
 GUARD_MAHALANOBIS_SQ = 1e4
 _BLOCK_BYTES = 8 * 2**20
 _MIN_BLOCK_ROWS = 4096

@@ -35,6 +35,13 @@ from bayesgmm.gmm.crosscheck import crosscheck
 from bayesgmm.gmm.model import OBS_DIM, OBS_VAR, build_gmm_model, initial_values_from_em
 from bayesgmm.inference import SAMPLERS, find_map, sample_nuts
 
+__all__ = [
+    "RELATIVE_REG_COVAR",
+    "BayesGMM",
+    "fit_point_estimates",
+    "point_from_chol",
+]
+
 _FORMAT = "bayesgmm.BayesGMM/1"
 _SAMPLE_DIMS = ("chain", "draw")
 
