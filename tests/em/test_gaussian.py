@@ -24,6 +24,7 @@ from bayesgmm.em.sweep import (
     log_prob_resp,
     moments_from_resp,
 )
+from tests.helpers import dense_covariances
 
 
 def random_params(rng, n_components, n_features, covariance_type, scale=1.0):
@@ -42,27 +43,14 @@ def random_params(rng, n_components, n_features, covariance_type, scale=1.0):
     return MixtureParams(weights, means, cov, compute_precision_cholesky(cov, covariance_type))
 
 
-def dense_covariances(params, covariance_type):
-    """Every component's full covariance matrix, for scipy."""
-    K, D = params.means.shape
-    cov = params.covariances
-    if covariance_type == "full":
-        return cov
-    if covariance_type == "tied":
-        return np.broadcast_to(cov, (K, D, D))
-    if covariance_type == "diag":
-        return np.stack([np.diag(c) for c in cov])
-    return np.stack([c * np.eye(D) for c in cov])
-
-
 def sample_mixture(rng, params, covariance_type, n):
-    covs = dense_covariances(params, covariance_type)
+    covs = dense_covariances(params.covariances, covariance_type, *params.means.shape)
     labels = rng.choice(len(params.weights), size=n, p=params.weights)
     return np.stack([rng.multivariate_normal(params.means[k], covs[k]) for k in labels])
 
 
 def scipy_log_prob(X, params, covariance_type):
-    covs = dense_covariances(params, covariance_type)
+    covs = dense_covariances(params.covariances, covariance_type, *params.means.shape)
     comp = np.column_stack(
         [
             np.log(w) + stats.multivariate_normal(m, c).logpdf(X)
@@ -79,7 +67,9 @@ def test_quadratic_features_give_mahalanobis_form(covariance_type):
     params = random_params(rng, 3, 4, covariance_type)
     X = rng.normal(size=(50, 4))
     precisions = precisions_from_cholesky(params.precisions_cholesky, covariance_type)
-    dense = np.linalg.inv(dense_covariances(params, covariance_type))
+    dense = np.linalg.inv(
+        dense_covariances(params.covariances, covariance_type, *params.means.shape)
+    )
     if covariance_type in ("full", "tied"):
         stack = np.broadcast_to(precisions, (3, 4, 4))
         np.testing.assert_allclose(stack, dense, rtol=1e-10)
@@ -99,7 +89,7 @@ def test_precision_cholesky_is_upper_factor_of_inverse(covariance_type):
     P = params.precisions_cholesky
     stack = P[None] if covariance_type == "tied" else P
     assert np.allclose(np.tril(stack, -1), 0.0)
-    cov = dense_covariances(params, covariance_type)
+    cov = dense_covariances(params.covariances, covariance_type, *params.means.shape)
     np.testing.assert_allclose(stack @ np.swapaxes(stack, 1, 2), np.linalg.inv(cov)[: len(stack)])
     back = precision_cholesky_from_precisions(
         precisions_from_cholesky(P, covariance_type), covariance_type

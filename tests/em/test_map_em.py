@@ -12,16 +12,7 @@ from bayesgmm import ConjugatePrior, GaussianMixture
 from bayesgmm.datasets import load_faithful, make_mixture
 from bayesgmm.em.gaussian import COVARIANCE_TYPES
 from bayesgmm.em.priors import log_prior_density
-
-
-def dense(cov, covariance_type, k, d):
-    if covariance_type == "full":
-        return cov
-    if covariance_type == "tied":
-        return np.broadcast_to(cov, (k, d, d))
-    if covariance_type == "diag":
-        return np.stack([np.diag(c) for c in cov])
-    return np.stack([c * np.eye(d) for c in cov])
+from tests.helpers import dense_covariances
 
 
 def scipy_log_prior(weights, means, cov, prior: dict, covariance_type):
@@ -30,7 +21,7 @@ def scipy_log_prior(weights, means, cov, prior: dict, covariance_type):
     alpha, kappa, mu0 = prior["weight_concentration"], prior["mean_precision"], prior["mean_prior"]
     nu, scale = prior["degrees_of_freedom"], np.asarray(prior["scale"])
     out = stats.dirichlet(np.full(k, alpha)).logpdf(weights)
-    covs = dense(cov, covariance_type, k, d)
+    covs = dense_covariances(cov, covariance_type, k, d)
     for j in range(k):
         if covariance_type == "full":
             out += stats.invwishart(nu, scale).logpdf(covs[j])
@@ -46,7 +37,7 @@ def scipy_log_prior(weights, means, cov, prior: dict, covariance_type):
 
 def scipy_log_lik(X, weights, means, cov, covariance_type):
     k, d = means.shape
-    covs = dense(cov, covariance_type, k, d)
+    covs = dense_covariances(cov, covariance_type, k, d)
     comp = [
         np.log(w) + stats.multivariate_normal(m, c).logpdf(X)
         for w, m, c in zip(weights, means, covs, strict=True)

@@ -19,6 +19,7 @@ from bayesgmm.gmm.model import (
     default_gmm_priors,
     initial_values_from_em,
 )
+from tests.helpers import dense_covariances
 
 K = 3
 
@@ -348,16 +349,6 @@ def em_estimate(X, covariance_type, seed=0):
     return gm.weights_[order], gm.means_[order], cov
 
 
-def cov_from_em(cov, covariance_type, d):
-    if covariance_type == "full":
-        return cov
-    if covariance_type == "tied":
-        return np.broadcast_to(cov, (K, d, d))
-    if covariance_type == "diag":
-        return cov[:, :, None] * np.eye(d)
-    return cov[:, None, None] * np.eye(d)
-
-
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_initial_values_from_em_round_trip(X, models, covariance_type):
     model = models[covariance_type]
@@ -370,7 +361,7 @@ def test_initial_values_from_em_round_trip(X, models, covariance_type):
     perm = np.argsort(m[:, 0])
     np.testing.assert_allclose(w_ip, w[perm] / w.sum(), rtol=1e-10)
     np.testing.assert_allclose(m_ip, m[perm], rtol=1e-10, atol=1e-10)
-    full = cov_from_em(cov, covariance_type, X.shape[1])[perm]
+    full = dense_covariances(cov, covariance_type, K, X.shape[1])[perm]
     np.testing.assert_allclose(chol_ip @ chol_ip.transpose(0, 2, 1), full, rtol=1e-10, atol=1e-12)
 
 

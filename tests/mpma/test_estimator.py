@@ -20,23 +20,26 @@ from bayesgmm.mpma.em import (
     m_step_sigma,
     m_step_weights,
 )
+from tests.helpers import low_rank_ratings
 
 N_USERS, N_ITEMS = 30, 25
 
 
 def synthetic_ratings(seed=0, density=0.6, rank=2):
     """Whole-star ratings from a known biased low-rank matrix; every user and item present."""
-    rng = np.random.default_rng(seed)
-    u = rng.normal(size=(N_USERS, rank))
-    v = rng.normal(size=(N_ITEMS, rank))
-    mean = 3.5 + 0.5 * rng.normal(size=(N_USERS, 1)) + 0.3 * rng.normal(size=N_ITEMS) + u @ v.T
-    mask = rng.random((N_USERS, N_ITEMS)) < density
-    mask[np.arange(N_USERS), rng.integers(0, N_ITEMS, N_USERS)] = True
-    mask[rng.integers(0, N_USERS, N_ITEMS), np.arange(N_ITEMS)] = True
-    users, items = np.nonzero(mask)
-    noisy = mean[users, items] + 0.5 * rng.normal(size=users.size)
-    ratings = np.clip(np.round(noisy), 1, 5)
-    return pd.DataFrame({"user": users, "item": items, "rating": ratings}), mean
+    return low_rank_ratings(
+        seed,
+        n_users=N_USERS,
+        n_items=N_ITEMS,
+        rank=rank,
+        density=density,
+        offset=3.5,
+        user_sd=0.5,
+        item_sd=0.3,
+        noise=0.5,
+        cover_all=True,
+        whole_stars=True,
+    )
 
 
 @pytest.fixture(scope="module")

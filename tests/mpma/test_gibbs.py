@@ -15,20 +15,19 @@ from bayesgmm.mpma.data import encode, validate_ratings
 from bayesgmm.mpma.em import MPMAPriors, MPMAState, component_index
 from bayesgmm.mpma.gibbs import mixture_weights, sample_normal_wishart
 from bayesgmm.mpma.saem import saem_weights_sigmas
+from tests import helpers
 
 SCALE = (-20.0, 25.0)  # a declared scale wide enough that the truth is never clipped
 
 
 def low_rank_ratings(seed=0, n_users=120, n_items=90, rank=2, noise=0.3, density=0.5):
     """Continuous ratings of a known biased rank-``rank`` matrix plus Normal(0, noise) noise."""
-    rng = np.random.default_rng(seed)
-    u = rng.normal(size=(n_users, rank))
-    v = rng.normal(size=(n_items, rank))
-    mean = 3.0 + 0.4 * rng.normal(size=(n_users, 1)) + 0.4 * rng.normal(size=n_items) + u @ v.T
-    users, items = np.nonzero(rng.random((n_users, n_items)) < density)
-    ratings = mean[users, items] + noise * rng.normal(size=users.size)
+    data = helpers.low_rank_ratings(
+        seed, n_users=n_users, n_items=n_items, rank=rank, noise=noise, density=density
+    )
+    ratings = data[0]["rating"]
     assert SCALE[0] < ratings.min() and ratings.max() < SCALE[1]  # no clipping anywhere
-    return pd.DataFrame({"user": users, "item": items, "rating": ratings}), mean
+    return data
 
 
 def test_conditional_draws_have_the_exact_gaussian_posterior():

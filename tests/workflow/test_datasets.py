@@ -24,10 +24,11 @@ from bayesgmm.datasets import (
     load_movielens,
     make_mixture,
 )
+from bayesgmm.em.gaussian import COVARIANCE_TYPES
+from tests.helpers import dense_covariances
 
 # The repository is cloned next to shared/ in CI, so this always exists there.
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
 
 @pytest.fixture(scope="session")
@@ -103,15 +104,7 @@ def test_load_dataset_unknown_name(bad: object) -> None:
 
 def _full(mixture: SyntheticMixture) -> np.ndarray:
     """Covariances as (k, d, d), built naively from the documented layouts."""
-    k, d = mixture.means.shape
-    cov = mixture.covariances
-    if mixture.covariance_type == "full":
-        return cov
-    if mixture.covariance_type == "tied":
-        return np.array([cov] * k)
-    if mixture.covariance_type == "diag":
-        return np.array([np.diag(row) for row in cov])
-    return np.array([np.eye(d) * value for value in cov])
+    return dense_covariances(mixture.covariances, mixture.covariance_type, *mixture.means.shape)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
