@@ -5,8 +5,13 @@ Fixtures live in ``conftest.py``; plain functions that tests call with arguments
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+#: ``../shared/data`` beside the checkout (CI clones the repository next to it).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def dense_covariances(cov, covariance_type: str, n_components: int, n_features: int):

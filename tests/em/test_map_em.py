@@ -9,7 +9,7 @@ from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm import ConjugatePrior, GaussianMixture
-from bayesgmm.datasets import load_faithful, make_mixture
+from bayesgmm.datasets import make_mixture
 from bayesgmm.em.gaussian import COVARIANCE_TYPES
 from bayesgmm.em.priors import log_prior_density
 from tests.helpers import dense_covariances
@@ -46,24 +46,23 @@ def scipy_log_lik(X, weights, means, cov, covariance_type):
 
 
 @pytest.fixture(scope="module")
-def faithful():
-    X = load_faithful().to_numpy()
-    return (X - X.mean(0)) / X.std(0)
+def faithful_std(faithful):
+    return (faithful - faithful.mean(0)) / faithful.std(0)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_log_prior_density_matches_scipy(faithful, covariance_type):
+def test_log_prior_density_matches_scipy(faithful_std, covariance_type):
     prior = {"weight_concentration": 2.5, "mean_precision": 0.3, "degrees_of_freedom": 4.5}
     gm = GaussianMixture(3, covariance_type=covariance_type, prior=prior, random_state=0)
-    gm.fit(faithful)
-    resolved = gm._resolve_prior(faithful, None)
+    gm.fit(faithful_std)
+    resolved = gm._resolve_prior(faithful_std, None)
     ours = log_prior_density(gm._params(), resolved)
     ref = scipy_log_prior(gm.weights_, gm.means_, gm.covariances_, gm.prior_, covariance_type)
     np.testing.assert_allclose(ours, ref, rtol=1e-10)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_map_objective_is_monotone_and_is_the_log_posterior(faithful, covariance_type):
+def test_map_objective_is_monotone_and_is_the_log_posterior(faithful_std, covariance_type):
     gm = GaussianMixture(
         3,
         covariance_type=covariance_type,
@@ -72,7 +71,7 @@ def test_map_objective_is_monotone_and_is_the_log_posterior(faithful, covariance
         tol=1e-12,
         max_iter=500,
         random_state=1,
-    ).fit(faithful)
+    ).fit(faithful_std)
     trace = np.asarray(gm.lower_bounds_)
     assert np.all(np.diff(trace) >= -1e-12 * np.abs(trace[1:]))
     # one more iteration from the fitted point: the objective there is the log posterior / n
@@ -87,10 +86,10 @@ def test_map_objective_is_monotone_and_is_the_log_posterior(faithful, covariance
         precisions_init=gm.precisions_,
     )
     with pytest.warns(Warning):
-        again.fit(faithful)
-    log_post = scipy_log_lik(faithful, gm.weights_, gm.means_, gm.covariances_, covariance_type)
+        again.fit(faithful_std)
+    log_post = scipy_log_lik(faithful_std, gm.weights_, gm.means_, gm.covariances_, covariance_type)
     log_post += scipy_log_prior(gm.weights_, gm.means_, gm.covariances_, gm.prior_, covariance_type)
-    np.testing.assert_allclose(again.lower_bounds_[0] * len(faithful), log_post, rtol=1e-10)
+    np.testing.assert_allclose(again.lower_bounds_[0] * len(faithful_std), log_post, rtol=1e-10)
 
 
 def _unpack(theta, k, d):
@@ -117,7 +116,7 @@ def _pack(weights, means, cov):
     return np.concatenate([logw[1:] - logw[0], means.ravel(), L[:, rows, cols].ravel()])
 
 
-def test_map_em_is_the_posterior_mode_found_by_numerical_optimisation(faithful):
+def test_map_em_is_the_posterior_mode_found_by_numerical_optimisation(faithful_std):
     """BFGS on the scipy.stats log posterior, started at the MAP-EM answer, cannot improve it.
 
     The Jacobian of the (softmax, log-Cholesky) reparametrisation is *not* added: the
@@ -126,13 +125,14 @@ def test_map_em_is_the_posterior_mode_found_by_numerical_optimisation(faithful):
     """
     prior = ConjugatePrior(weight_concentration=3.0, mean_precision=0.5, degrees_of_freedom=5.0)
     gm = GaussianMixture(2, prior=prior, reg_covar=0.0, tol=1e-14, max_iter=2000, random_state=0)
-    gm.fit(faithful)
+    gm.fit(faithful_std)
     k, d = gm.means_.shape
 
     def negative_log_posterior(theta):
         w, m, c = _unpack(theta, k, d)
         return -(
-            scipy_log_lik(faithful, w, m, c, "full") + scipy_log_prior(w, m, c, gm.prior_, "full")
+            scipy_log_lik(faithful_std, w, m, c, "full")
+            + scipy_log_prior(w, m, c, gm.prior_, "full")
         )
 
     start = _pack(gm.weights_, gm.means_, gm.covariances_)
@@ -250,6 +250,6 @@ def test_map_prevents_collapse_where_ml_fails():
         (3.0, "prior must be None"),
     ],
 )
-def test_bad_prior_is_a_clear_error(faithful, prior, match):
+def test_bad_prior_is_a_clear_error(faithful_std, prior, match):
     with pytest.raises(ValueError, match=match):
-        GaussianMixture(2, prior=prior).fit(faithful)
+        GaussianMixture(2, prior=prior).fit(faithful_std)

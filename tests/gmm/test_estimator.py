@@ -2,18 +2,18 @@
 known truth, and the ambiguity of a collapsed posterior."""
 
 import json
-from pathlib import Path
 
 import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
 
-from bayesgmm.gmm.estimator import BayesGMM
-from bayesgmm.gmm.crosscheck import posterior_reporting_parameters
 from bayesgmm.datasets import load_faithful, make_mixture
+from bayesgmm.gmm.crosscheck import posterior_reporting_parameters
+from bayesgmm.gmm.estimator import BayesGMM
+from tests.helpers import SHARED_DATA
 
-POSTERIORDB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "posteriordb"
+POSTERIORDB = SHARED_DATA / "posteriordb"
 # posteriordb low_dim_gauss_mix priors: theta ~ Beta(5, 5) (= Dirichlet(5, 5) for K = 2),
 # mu ~ Normal(0, 2) ordered, sigma ~ HalfNormal(2)
 POSTERIORDB_PRIORS = {"weights_alpha": 5.0, "means_mu": 0.0, "means_sigma": 2.0, "sigma_scale": 2.0}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pymc.model.transform.conditioning import remove_value_transforms
-from tests.mpma.test_estimator import synthetic_ratings
 
 from bayesgmm.mpma import MPMA, MPMAPriors
 from bayesgmm.mpma.em import component_index, log_posterior
 from bayesgmm.mpma.model import build_mpma_model, initial_values_from_em, state_from_point
+from tests.mpma.test_estimator import synthetic_ratings
 
 
 def build(model_em, data, use_bias=True):

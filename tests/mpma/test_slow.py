@@ -9,16 +9,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from bayesgmm.datasets import load_movielens
 from bayesgmm.mpma.crosscheck import crosscheck_subsample, densest_subsample
 from bayesgmm.mpma.evaluation import cross_validate, default_methods, summarize
+from tests.helpers import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-100k"
+DATA = SHARED_DATA / "ml-100k"
 MAP_ROW = "MPMA (MAP-EM, Chen et al. schedule)"
 GIBBS_ROW = "MPMA (Gibbs, BPMF priors)"
 

@@ -1,6 +1,7 @@
 """notebooks/04_anomaly_detection.ipynb executes; detections against the injected truth."""
 
 import pytest
+
 from tests.notebooks.notebook_runner import run_notebook
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from tests.notebooks.notebook_runner import run_notebook
 
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from tests.notebooks.notebook_runner import run_notebook
 
 from bayesgmm import GaussianMixture
 from bayesgmm.datasets import load_galaxies
+from tests.notebooks.notebook_runner import run_notebook
 
 
 @pytest.fixture(scope="module")

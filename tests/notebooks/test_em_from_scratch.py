@@ -1,6 +1,7 @@
 """notebooks/01_em_from_scratch.ipynb executes; its EM equals ours and scikit-learn's."""
 
 import pytest
+
 from tests.notebooks.notebook_runner import run_notebook
 
 

@@ -9,9 +9,9 @@ same code with ``BAYESGMM_REDUCED`` unset.
 import os
 
 import pytest
-from tests.notebooks.notebook_runner import run_notebook
 
 from bayesgmm.gmm.crosscheck import VERDICTS
+from tests.notebooks.notebook_runner import run_notebook
 
 
 @pytest.fixture(scope="module")

@@ -27,16 +27,6 @@ from bayesgmm.datasets import (
 from bayesgmm.em.gaussian import COVARIANCE_TYPES
 from tests.helpers import dense_covariances
 
-# The repository is cloned next to shared/ in CI, so this always exists there.
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared test data missing: expected {SHARED_DATA} (../shared/data)")
-    return SHARED_DATA
-
 
 @pytest.fixture(scope="session")
 def u_data(shared_data: Path) -> Path:
