@@ -93,6 +93,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Components whose covariance has a direction narrower than ``reg_covar`` would
         leave it (i.e. set by the regularisation, not the data).
     n_features_in_, feature_names_in_ : as in scikit-learn.
+
+    Examples
+    --------
+    >>> from bayesgmm import GaussianMixture
+    >>> from bayesgmm.datasets import load_faithful
+    >>> X = load_faithful()
+    >>> gm = GaussianMixture(2, random_state=0).fit(X)
+    >>> gm.converged_, gm.weights_.round(3).tolist()
+    (True, [0.356, 0.644])
+    >>> gm.means_.round(1).tolist()
+    [[2.0, 54.5], [4.3, 80.0]]
+    >>> gm.predict(X.iloc[:3]).tolist(), round(gm.bic(X), 1)
+    ([1, 0, 1], 2322.2)
+    >>> GaussianMixture(2, prior="default", random_state=0).fit(X).prior_ is not None   # MAP-EM
+    True
     """
 
     def __init__(

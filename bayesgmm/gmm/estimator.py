@@ -140,6 +140,22 @@ class BayesGMM(BaseEstimator):
         ``observed_data``, ``em``, ``map``.
     crosscheck_ : CrossCheck
         The EM/MAP-vs-posterior table, diagnostics and verdict (``print(model.crosscheck_)``).
+
+    Examples
+    --------
+    EM -> MAP -> NUTS (4 chains x (1000 + 1000)) on Old Faithful, and the cross-check:
+
+    >>> from bayesgmm import BayesGMM
+    >>> from bayesgmm.datasets import load_faithful
+    >>> X = load_faithful()
+    >>> model = BayesGMM(2, random_state=1, progressbar=False).fit(X)
+    >>> model.crosscheck_.verdict
+    'agree'
+    >>> dict(model.idata_.posterior["means"].sizes)
+    {'chain': 4, 'draw': 1000, 'component': 2, 'feature': 2}
+    >>> mean, sd = model.predict_proba(X.iloc[:2], return_std=True)
+    >>> mean.shape, sd.shape
+    ((2, 2), (2, 2))
     """
 
     def __init__(

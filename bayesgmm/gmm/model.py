@@ -552,6 +552,16 @@ def build_gmm_model(
     ------
     ValueError
         On invalid data, arguments, priors or coords (the message says what to change).
+
+    Examples
+    --------
+    >>> from bayesgmm import build_gmm_model
+    >>> from bayesgmm.datasets import load_faithful
+    >>> model = build_gmm_model(load_faithful(), n_components=2)
+    >>> [rv.name for rv in model.free_RVs]
+    ['weights', 'means_ordered', 'means_free', 'sigmas', 'chol_corr']
+    >>> model.coords["feature"], model.coords["component"]
+    (('eruptions', 'waiting'), (0, 1))
     """
     data, feature_names = _as_data_matrix(X)
     n_obs, d = data.shape

@@ -126,6 +126,26 @@ class MPMA(BaseEstimator):
     priors_ : MPMAPriors
     train_users_, train_items_ : ndarray of shape (N,), int64
         Encoded (user, item) of the training ratings (``recommend`` leaves them out).
+
+    Examples
+    --------
+    Whole-star ratings of a random rank-2 matrix:
+
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> u, v = rng.normal(size=(40, 2)), rng.normal(size=(30, 2))
+    >>> users, items = np.nonzero(rng.random((40, 30)) < 0.5)
+    >>> stars = np.clip(np.round(3 + (u @ v.T)[users, items]), 1, 5)
+    >>> ratings = pd.DataFrame({"user": users, "item": items, "rating": stars})
+    >>> from bayesgmm.mpma import MPMA
+    >>> model = MPMA(2, n_user_groups=2, n_item_groups=2, random_state=0).fit(ratings)
+    >>> model.components_
+    ('global', 'user', 'item')
+    >>> bool(np.isclose(model.weights_.sum(), 1.0)), model.sigmas_.shape
+    (True, (3,))
+    >>> pred = model.predict([0, 1], [0, 1])
+    >>> pred.shape, bool(((1 <= pred) & (pred <= 5)).all())
+    ((2,), True)
     """
 
     def __init__(
@@ -433,6 +453,26 @@ class GibbsMPMA(MPMA):
         The training ratings held out for ``weights_``.
     weights_trace_ : ndarray
         Log posterior of the weights per EM iteration.
+
+    Examples
+    --------
+    Whole-star ratings of a random rank-2 matrix:
+
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> u, v = rng.normal(size=(40, 2)), rng.normal(size=(30, 2))
+    >>> users, items = np.nonzero(rng.random((40, 30)) < 0.5)
+    >>> stars = np.clip(np.round(3 + (u @ v.T)[users, items]), 1, 5)
+    >>> ratings = pd.DataFrame({"user": users, "item": items, "rating": stars})
+    >>> from bayesgmm.mpma import GibbsMPMA
+    >>> model = GibbsMPMA(2, n_burn=5, n_draws=10, random_state=0).fit(ratings)
+    >>> model.components_
+    ('global', 'user', 'item')
+    >>> bool(np.isclose(model.weights_.sum(), 1.0)), model.sigmas_.shape
+    (True, (3,))
+    >>> pred = model.predict([0, 1], [0, 1])
+    >>> pred.shape, bool(((1 <= pred) & (pred <= 5)).all())
+    ((2,), True)
     """
 
     def __init__(

@@ -73,6 +73,27 @@ def build_mpma_model(
     priors : MPMAPriors
     use_bias : bool, default True
         Without biases the ``*_bias_<c>`` variables are absent (fixed at zero).
+
+    Examples
+    --------
+    The posterior around a MAP-EM fit (encoded indices and groups from the estimator):
+
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> u, v = rng.normal(size=(40, 2)), rng.normal(size=(30, 2))
+    >>> users, items = np.nonzero(rng.random((40, 30)) < 0.5)
+    >>> stars = np.clip(np.round(3 + (u @ v.T)[users, items]), 1, 5)
+    >>> ratings = pd.DataFrame({"user": users, "item": items, "rating": stars})
+    >>> from bayesgmm.mpma import MPMA
+    >>> from bayesgmm.mpma.model import build_mpma_model
+    >>> em = MPMA(2, n_user_groups=2, n_item_groups=2, random_state=0).fit(ratings)
+    >>> model = build_mpma_model(
+    ...     em.train_users_, em.train_items_, stars, len(em.user_ids_), len(em.item_ids_),
+    ...     em.user_groups_, em.item_groups_, components=em.components_, n_factors=2,
+    ...     priors=em.priors_,
+    ... )
+    >>> model.coords["component"], len(model.coords["obs"]) == len(ratings)
+    (('global', 'user', 'item'), True)
     """
     coords: dict[str, object] = {
         "component": list(components),
