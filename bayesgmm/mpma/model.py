@@ -76,20 +76,20 @@ def build_mpma_model(
 
     Examples
     --------
-    The posterior around a MAP-EM fit (encoded indices and groups from the estimator):
+    The posterior around a MAP-EM fit (encoded indices and groups from the estimator), on
+    ratings of a random rank-1 matrix:
 
     >>> import numpy as np, pandas as pd
-    >>> rng = np.random.default_rng(0)
-    >>> u, v = rng.normal(size=(40, 2)), rng.normal(size=(30, 2))
-    >>> users, items = np.nonzero(rng.random((40, 30)) < 0.5)
-    >>> stars = np.clip(np.round(3 + (u @ v.T)[users, items]), 1, 5)
-    >>> ratings = pd.DataFrame({"user": users, "item": items, "rating": stars})
-    >>> from bayesgmm.mpma import MPMA
-    >>> from bayesgmm.mpma.model import build_mpma_model
-    >>> em = MPMA(2, n_user_groups=2, n_item_groups=2, random_state=0).fit(ratings)
+    >>> from bayesgmm import MPMA, build_mpma_model
+    >>> rng = np.random.default_rng(2)
+    >>> user, item = np.divmod(rng.choice(30 * 20, size=300, replace=False), 20)
+    >>> taste = np.outer(rng.normal(size=30), rng.normal(size=20))
+    >>> stars = np.clip(np.round(3 + taste[user, item]), 1, 5)
+    >>> ratings = pd.DataFrame({"user": user, "item": item, "rating": stars})
+    >>> em = MPMA(1, n_user_groups=2, n_item_groups=2, random_state=0).fit(ratings)
     >>> model = build_mpma_model(
     ...     em.train_users_, em.train_items_, stars, len(em.user_ids_), len(em.item_ids_),
-    ...     em.user_groups_, em.item_groups_, components=em.components_, n_factors=2,
+    ...     em.user_groups_, em.item_groups_, components=em.components_, n_factors=1,
     ...     priors=em.priors_,
     ... )
     >>> model.coords["component"], len(model.coords["obs"]) == len(ratings)
