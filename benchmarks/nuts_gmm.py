@@ -11,7 +11,7 @@ draws, and every chain starts at the same EM estimate.  Printed per sampler and 
   formulations are comparable);
 - ``ESS/s``: min ESS / total, and min ESS / sample;
 - ``R-hat``: the largest over the same parameters; ``1 mode``: whether all chains sit in
-  one mode (:func:`bayesgmm.gmm.relabel.detect_modes`);
+  one mode (:func:`bayesgmm.verdict.detect_modes`);
 - ``grad/s``: leapfrog steps (gradient evaluations, warm-up included) per sampling second.
 
 Samplers (``--peers``): ``bayesgmm`` (default path: nutpie on the fused numba
@@ -44,7 +44,7 @@ import numpy as np
 from bayesgmm import GaussianMixture
 from bayesgmm.datasets import load_faithful, make_mixture
 from bayesgmm.gmm.model import build_gmm_model, default_gmm_priors, initial_values_from_em
-from bayesgmm.gmm.relabel import detect_modes
+from bayesgmm.verdict import detect_modes
 
 PEERS = ("bayesgmm", "bayesgmm-pytensor", "pymc", "pymc-nutpie", "numpyro", "stan")
 

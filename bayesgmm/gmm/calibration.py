@@ -799,7 +799,7 @@ def _draw_diagnostics(trace: Any, labels: list[str], draws: np.ndarray) -> dict[
     import arviz_stats as azs
     import xarray as xr
 
-    from bayesgmm.gmm.crosscheck import sampler_diagnostics
+    from bayesgmm.verdict import sampler_diagnostics
 
     diag = sampler_diagnostics(trace)
     da = xr.DataArray(draws, dims=("chain", "draw", "parameter"), coords={"parameter": labels})

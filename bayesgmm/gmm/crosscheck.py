@@ -1,9 +1,12 @@
-"""Cross-check of the EM (or MAP-EM) point estimate against the NUTS posterior.
+"""Cross-check of the EM (or MAP-EM) point estimate against the NUTS posterior of the GMM.
 
 :func:`crosscheck` compares the two on the interpretable scalars they share
 (:func:`reporting_parameters`): ``weights[k]``, ``means[k,d]``, the component standard
 deviations ``sd[k,d]`` (``sd[d]`` for "tied", ``sd[k]`` for "spherical") and, for
 "full"/"tied", the correlations ``corr[k,d,e]`` (``corr[d,e]`` for "tied") with ``d < e``.
+What is GMM-specific lives here (the reporting parameters and the relabelling); the
+summaries, sampler diagnostics, mode detection and verdict rules are the family-neutral
+engine of :mod:`bayesgmm.verdict`.
 
 Procedure
 ---------
@@ -13,19 +16,21 @@ Procedure
    sd at an ML fixed point).  What was permuted is reported in ``labels`` and in
    ``reasons``.  Every variable with a ``component`` dim is permuted together.
 2. **Modes.** On the relabelled reporting parameters, chains are grouped into modes
-   (:func:`bayesgmm.gmm.relabel.detect_modes`).  Pooled summaries are never silently averaged
+   (:func:`bayesgmm.verdict.detect_modes`).  Pooled summaries are never silently averaged
    over modes: if the chains disagree the verdict is "ambiguous" and the groups and the
    separating parameters are reported.
-3. **Summaries** per reporting parameter over all chains and draws: mean, sd (ddof=1),
-   HDI (``hdi_prob``, arviz "nearest" method), ``z = (em - mean) / sd``, MCSE of the mean,
+3. **Summaries** per reporting parameter over all chains and draws
+   (:func:`bayesgmm.verdict.point_vs_posterior_table`): mean, sd (ddof=1), HDI
+   (``hdi_prob``, arviz "nearest" method), ``z = (em - mean) / sd``, MCSE of the mean,
    rank-normalised split R-hat, bulk and tail ESS (arviz-stats).
-4. **Sampler diagnostics** from ``sample_stats`` (``warmup_*`` groups are ignored):
-   divergences (``diverging``), tree-depth saturation (``maxdepth_reached`` or PyMC's
-   ``reached_max_treedepth``), and per-chain E-BFMI from ``energy``:
-   ``BFMI = sum(diff(E)**2) / sum((E - mean(E))**2)`` (Betancourt 2016).
+4. **Sampler diagnostics** from ``sample_stats``
+   (:func:`bayesgmm.verdict.sampler_diagnostics`): divergences, tree-depth saturation and
+   per-chain E-BFMI.
 
-Verdict rules (thresholds are keyword arguments of :func:`crosscheck`)
-----------------------------------------------------------------------
+Verdict rules (thresholds are the fields of :class:`bayesgmm.verdict.Thresholds`)
+----------------------------------------------------------------------------------
+Those of :mod:`bayesgmm.verdict`, label checks included:
+
 - **ambiguous**: chains sit in different modes after relabelling (difference of chain
   means > ``mode_threshold`` = 4 pooled within-chain sds); or the alignment is not a pure
   permutation (fewer than ``purity_threshold`` = 95 % of the draws of some chain have each
@@ -63,57 +68,44 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesgmm.gmm.relabel import (
+from bayesgmm.em.gaussian import (
     COMPONENT_DIM,
-    MODE_THRESHOLD,
-    PURITY_THRESHOLD,
+    FEATURE2_DIM,
+    FEATURE_DIM,
+    check_covariance_type,
+    covariance_dims,
+    covariance_shape,
+    full_covariances,
+)
+from bayesgmm.gmm.relabel import LabelReport, detect_label_switching, relabel
+from bayesgmm.verdict import (
     SAMPLE_DIMS,
-    LabelReport,
     ModeReport,
-    detect_label_switching,
+    Thresholds,
     detect_modes,
-    relabel,
+    diagnostics_line,
+    format_table,
+    get_group,
+    judge_findings,
+    point_vs_posterior_table,
+    sampler_diagnostics,
+    verdict_from_findings,
 )
 
 __all__ = [
-    "VERDICTS",
     "CrossCheck",
     "crosscheck",
     "flatten_reporting",
     "posterior_reporting_parameters",
     "reporting_parameters",
-    "sampler_diagnostics",
 ]
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-#: Verdicts from least to most severe.
-VERDICTS = ("agree", "disagree", "sampler trouble", "ambiguous")
-
-RHAT_MAX = 1.01
-ESS_BULK_MIN = 400.0
-BFMI_MIN = 0.3
-TREEDEPTH_MAX_FRAC = 0.01
-Z_MAX = 3.0
-WEIGHT_FLOOR = 0.01
-WEIGHT_FLOOR_MASS = 0.05
-SWITCH_MAX = 0.01
-
-FEATURE_DIM = "feature"
-FEATURE2_DIM = "feature_"
 _REPORT_ORDER = ("weights", "means", "sd", "corr")
 
 
 # --------------------------------------------------------------------------------------
 # reporting parameters
 # --------------------------------------------------------------------------------------
-
-
-def _check_covariance_type(covariance_type: str) -> str:
-    if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"Unknown covariance_type {covariance_type!r}; use one of {list(COVARIANCE_TYPES)}."
-        )
-    return covariance_type
 
 
 def _reporting_numpy(weights, means, cov, covariance_type, from_cholesky) -> dict[str, np.ndarray]:
@@ -126,12 +118,7 @@ def _reporting_numpy(weights, means, cov, covariance_type, from_cholesky) -> dic
             f"got {m.shape}."
         )
     lead, k, d = w.shape[:-1], m.shape[-2], m.shape[-1]
-    expected = {
-        "full": (*lead, k, d, d),
-        "tied": (*lead, d, d),
-        "diag": (*lead, k, d),
-        "spherical": (*lead, k),
-    }[covariance_type]
+    expected = (*lead, *covariance_shape(covariance_type, k, d))
     if c.shape != expected:
         what = "Cholesky factor / sd" if from_cholesky else "covariance"
         raise ValueError(
@@ -157,14 +144,15 @@ def _reporting_numpy(weights, means, cov, covariance_type, from_cholesky) -> dic
 
 
 def _param_dims(name: str, covariance_type: str) -> tuple[str, ...]:
+    """Named dims of reporting parameter ``name`` (sd: the covariance dims less a feature)."""
     if name == "weights":
         return (COMPONENT_DIM,)
     if name == "means":
         return (COMPONENT_DIM, FEATURE_DIM)
-    comp = () if covariance_type == "tied" else (COMPONENT_DIM,)
+    dims = covariance_dims(covariance_type)
     if name == "sd":
-        return comp if covariance_type == "spherical" else (*comp, FEATURE_DIM)
-    return (*comp, FEATURE_DIM, FEATURE2_DIM)
+        return tuple(dim for dim in dims if dim != FEATURE2_DIM)
+    return dims  # corr, full and tied only
 
 
 def reporting_parameters(
@@ -201,7 +189,7 @@ def reporting_parameters(
         leading (sample) dims; DataArray inputs give a Dataset with named dims
         (leading dims of ``weights``, then component, feature, feature_).
     """
-    covariance_type = _check_covariance_type(covariance_type)
+    covariance_type = check_covariance_type(covariance_type)
     if not isinstance(weights, xr.DataArray):
         return _reporting_numpy(weights, means, cov_or_chol, covariance_type, from_cholesky)
 
@@ -212,12 +200,7 @@ def reporting_parameters(
         raise ValueError("With DataArray weights, means and cov_or_chol must be DataArrays too.")
     if FEATURE_DIM not in means.dims:
         means = means.expand_dims(FEATURE_DIM, axis=-1)
-    cov_dims = {
-        "full": (COMPONENT_DIM, FEATURE_DIM, FEATURE2_DIM),
-        "tied": (FEATURE_DIM, FEATURE2_DIM),
-        "diag": (COMPONENT_DIM, FEATURE_DIM),
-        "spherical": (COMPONENT_DIM,),
-    }[covariance_type]
+    cov_dims = covariance_dims(covariance_type)
     if set(cov_or_chol.dims) != {*lead, *cov_dims}:
         raise ValueError(
             f"{covariance_type!r} cov_or_chol must have dims {(*lead, *cov_dims)}, "
@@ -255,7 +238,7 @@ def posterior_reporting_parameters(posterior: xr.Dataset, covariance_type: str) 
     For diag/spherical, ``chol_cov`` (component, feature, feature_) is used when ``sigmas``
     has other dims or is absent.
     """
-    covariance_type = _check_covariance_type(covariance_type)
+    covariance_type = check_covariance_type(covariance_type)
     for name in ("weights", "means"):
         if name not in posterior:
             raise ValueError(f"The posterior has no {name!r} variable.")
@@ -356,83 +339,9 @@ def _point_estimate(est: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.nda
 def _marginal_sd(weights, means, cov, covariance_type) -> np.ndarray:
     """Per-feature sd of the mixture: sqrt(sum_k w_k (var_kd + (mu_kd - mu_d)^2))."""
     k, d = means.shape
-    var = {
-        "full": lambda: np.diagonal(cov, axis1=-2, axis2=-1),
-        "tied": lambda: np.broadcast_to(np.diag(cov), (k, d)),
-        "diag": lambda: cov,
-        "spherical": lambda: np.broadcast_to(cov[:, None], (k, d)),
-    }[covariance_type]()
+    var = np.diagonal(full_covariances(cov, covariance_type, k, d), axis1=-2, axis2=-1)
     centre = weights @ means
     return np.sqrt(weights @ (var + (means - centre) ** 2))
-
-
-# --------------------------------------------------------------------------------------
-# sampler diagnostics
-# --------------------------------------------------------------------------------------
-
-
-def _group(idata: Any, name: str) -> xr.Dataset | None:
-    if isinstance(idata, xr.DataTree):
-        if name in idata.children:
-            return idata[name].to_dataset()
-        return None
-    if isinstance(idata, Mapping) and name in idata:
-        grp = idata[name]
-        return grp.to_dataset() if isinstance(grp, xr.DataTree) else grp
-    grp = getattr(idata, name, None)
-    return grp if isinstance(grp, xr.Dataset) else None
-
-
-def bfmi_per_chain(energy: np.ndarray) -> np.ndarray:
-    """E-BFMI of each chain: sum(diff(E)^2) / sum((E - mean E)^2); energy (chain, draw)."""
-    e = np.asarray(energy, dtype=np.float64)
-    num = np.sum(np.diff(e, axis=1) ** 2, axis=1)
-    den = np.sum((e - e.mean(axis=1, keepdims=True)) ** 2, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return num / den
-
-
-def sampler_diagnostics(idata: Any) -> dict[str, Any]:
-    """Divergences, tree-depth hits, per-chain BFMI and sizes from ``sample_stats``.
-
-    Keys: n_chains, n_draws, n_divergences, divergences_per_chain, treedepth_hits,
-    treedepth_fraction, bfmi (list per chain), min_bfmi, has_sample_stats.  Missing
-    statistics are None.
-    """
-    post = _group(idata, "posterior")
-    if post is None:
-        raise ValueError("idata has no 'posterior' group.")
-    n_chains, n_draws = int(post.sizes["chain"]), int(post.sizes["draw"])
-    out: dict[str, Any] = {
-        "n_chains": n_chains,
-        "n_draws": n_draws,
-        "n_divergences": None,
-        "divergences_per_chain": None,
-        "treedepth_hits": None,
-        "treedepth_fraction": None,
-        "bfmi": None,
-        "min_bfmi": None,
-        "has_sample_stats": False,
-    }
-    ss = _group(idata, "sample_stats")
-    if ss is None:
-        return out
-    out["has_sample_stats"] = True
-    if "diverging" in ss:
-        div = ss["diverging"].transpose("chain", "draw").values.astype(bool)
-        out["n_divergences"] = int(div.sum())
-        out["divergences_per_chain"] = [int(x) for x in div.sum(axis=1)]
-    for key in ("maxdepth_reached", "reached_max_treedepth"):
-        if key in ss:
-            hits = ss[key].values.astype(bool)
-            out["treedepth_hits"] = int(hits.sum())
-            out["treedepth_fraction"] = float(hits.mean())
-            break
-    if "energy" in ss:
-        b = bfmi_per_chain(ss["energy"].transpose("chain", "draw").values)
-        out["bfmi"] = [float(x) for x in b]
-        out["min_bfmi"] = float(np.nanmin(b)) if np.any(np.isfinite(b)) else float("nan")
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -455,9 +364,13 @@ class CrossCheck:
         One row per reporting parameter (index ``parameter``): em, map, mean, sd, hdi_low,
         hdi_high, z, mcse_mean, r_hat, ess_bulk, ess_tail.
     diagnostics : dict
-        See :func:`sampler_diagnostics`.
+        See :func:`bayesgmm.verdict.sampler_diagnostics`.
     labels : LabelReport
     modes : ModeReport
+    covariance_type : str
+    hdi_prob : float
+    thresholds : Thresholds
+        The thresholds the verdict was judged with.
     posterior : xarray.Dataset or None
         The posterior draws relabelled onto the EM components (what the table summarises).
     """
@@ -470,7 +383,7 @@ class CrossCheck:
     modes: ModeReport
     covariance_type: str = "full"
     hdi_prob: float = 0.94
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: Thresholds = field(default_factory=Thresholds)
     posterior: xr.Dataset | None = field(default=None, repr=False)
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -493,7 +406,7 @@ class CrossCheck:
             "Modes:",
             *(f"  {s}" for s in self.modes.describe()),
             "Sampler:",
-            f"  {_diagnostics_line(dg)}",
+            f"  {diagnostics_line(dg)}",
             "",
         ]
         if self.modes.multimodal:
@@ -502,115 +415,11 @@ class CrossCheck:
             )
         pct = f"{100 * self.hdi_prob:g}%"
         lines.append(f"Table (hdi = {pct} highest density interval, z = (em - mean) / sd):")
-        lines.append(_format_table(self.table))
+        lines.append(format_table(self.table))
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.to_text()
-
-
-def _diagnostics_line(dg: Mapping[str, Any]) -> str:
-    if not dg.get("has_sample_stats"):
-        return "no sample_stats group: divergences, tree depth and BFMI not checked"
-    parts = []
-    if dg["n_divergences"] is not None:
-        parts.append(f"divergences {dg['n_divergences']}")
-    if dg["treedepth_hits"] is not None:
-        parts.append(
-            f"max tree depth hits {dg['treedepth_hits']} ({100 * dg['treedepth_fraction']:.1f}%)"
-        )
-    if dg["bfmi"] is not None:
-        parts.append("BFMI per chain " + ", ".join(f"{b:.2f}" for b in dg["bfmi"]))
-    return "; ".join(parts) if parts else "sample_stats has no diagnostics"
-
-
-def _sig(x: float, digits: int = 4) -> str:
-    if x is None or not np.isfinite(x):
-        return "nan" if x is None or np.isnan(x) else str(x)
-    return f"{x:.{digits}g}"
-
-
-def _format_table(df: pd.DataFrame) -> str:
-    fmts = {
-        **{c: _sig for c in ("em", "map", "mean", "sd", "hdi_low", "hdi_high")},
-        "z": lambda x: f"{x:.2f}",
-        "mcse_mean": lambda x: _sig(x, 2),
-        "r_hat": lambda x: f"{x:.3f}",
-        "ess_bulk": lambda x: "nan" if not np.isfinite(x) else f"{x:.0f}",
-        "ess_tail": lambda x: "nan" if not np.isfinite(x) else f"{x:.0f}",
-    }
-    return df.to_string(formatters={c: f for c, f in fmts.items() if c in df.columns})
-
-
-def _summaries(labels: list[str], draws: np.ndarray, hdi_prob: float) -> pd.DataFrame:
-    import arviz_stats as azs
-
-    da = xr.DataArray(draws, dims=(*SAMPLE_DIMS, "parameter"), coords={"parameter": labels})
-    flat = draws.reshape(-1, draws.shape[-1])
-    hdi = azs.hdi(da, prob=hdi_prob).transpose("parameter", "ci_bound")
-    n_chains = draws.shape[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rhat = azs.rhat(da).values if n_chains > 1 else np.full(len(labels), np.nan)
-        ess_bulk = azs.ess(da, method="bulk").values
-        ess_tail = azs.ess(da, method="tail").values
-        mcse = azs.mcse(da, method="mean").values
-    return pd.DataFrame(
-        {
-            "mean": flat.mean(axis=0),
-            "sd": flat.std(axis=0, ddof=1),
-            "hdi_low": hdi.sel(ci_bound="lower").values,
-            "hdi_high": hdi.sel(ci_bound="upper").values,
-            "mcse_mean": mcse,
-            "r_hat": rhat,
-            "ess_bulk": ess_bulk,
-            "ess_tail": ess_tail,
-        },
-        index=pd.Index(labels, name="parameter"),
-    )
-
-
-def point_vs_posterior_table(
-    labels: list[str],
-    draws: np.ndarray,
-    em_values: np.ndarray,
-    map_values: np.ndarray | float,
-    hdi_prob: float,
-) -> pd.DataFrame:
-    """Summaries of ``draws`` (chain, draw, parameter) with the point estimates beside them:
-    columns em, map, the :func:`_summaries` columns, and z = (em - mean) / sd after hdi_high."""
-    table = _summaries(labels, draws, hdi_prob)
-    table.insert(0, "em", em_values)
-    table.insert(1, "map", map_values)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (table["em"] - table["mean"]) / table["sd"]
-    table.insert(table.columns.get_loc("hdi_high") + 1, "z", z)
-    return table
-
-
-def verdict_from_findings(
-    findings: list[tuple[str, str]],
-    table: pd.DataFrame,
-    z_max: float,
-    estimate: str,
-    agree_note: str,
-) -> tuple[str, list[str]]:
-    """The most severe verdict among ``findings`` ("agree" if none) and the tagged reasons;
-    an agreement is explained first (the largest |z| of the point ``estimate`` and
-    ``agree_note``)."""
-    verdict = max(
-        (cat for cat, _ in findings if cat in VERDICTS), key=VERDICTS.index, default="agree"
-    )
-    reasons = [f"[{cat}] {msg}" for cat, msg in findings]
-    if verdict == "agree":
-        absz = table["z"].abs()
-        top = absz.idxmax() if absz.notna().any() else None
-        reasons.insert(
-            0,
-            f"[agree] all {len(table)} parameters within {z_max:g} posterior sd of {estimate} "
-            + (f"(max |z| = {absz[top]:.2f} at {top})" if top is not None else "")
-            + f"; {agree_note}",
-        )
-    return verdict, reasons
 
 
 def crosscheck(
@@ -621,16 +430,8 @@ def crosscheck(
     *,
     hdi_prob: float = 0.94,
     scale: np.ndarray | None = None,
-    z_max: float = Z_MAX,
-    rhat_max: float = RHAT_MAX,
-    ess_bulk_min: float = ESS_BULK_MIN,
-    bfmi_min: float = BFMI_MIN,
-    treedepth_max_frac: float = TREEDEPTH_MAX_FRAC,
-    weight_floor: float = WEIGHT_FLOOR,
-    weight_floor_mass: float = WEIGHT_FLOOR_MASS,
-    mode_threshold: float = MODE_THRESHOLD,
-    purity_threshold: float = PURITY_THRESHOLD,
-    switch_max: float = SWITCH_MAX,
+    thresholds: Thresholds | None = None,
+    **overrides: float,
 ) -> CrossCheck:
     """Compare the EM estimate with the posterior; see the module docstring for the rules.
 
@@ -650,12 +451,19 @@ def crosscheck(
         Probability of the highest density interval.
     scale : array (D,), optional
         Per-feature scale of the relabelling cost; default the EM mixture's marginal sd.
-    z_max, rhat_max, ess_bulk_min, bfmi_min, treedepth_max_frac, weight_floor,
-    weight_floor_mass, mode_threshold, purity_threshold, switch_max : float
-        Thresholds of the verdict rules.
+    thresholds : Thresholds, optional
+        Thresholds of the verdict rules (default ``Thresholds()``).
+    **overrides : float
+        Single thresholds by field name (``z_max=2``, ``switch_max=0.5``, ...), applied on
+        top of ``thresholds``.
+
+    Returns
+    -------
+    CrossCheck
     """
-    covariance_type = _check_covariance_type(covariance_type)
-    posterior = _group(idata, "posterior")
+    th = (Thresholds() if thresholds is None else thresholds).replace(**overrides)
+    covariance_type = check_covariance_type(covariance_type)
+    posterior = get_group(idata, "posterior")
     if posterior is None:
         raise ValueError("idata has no 'posterior' group.")
     w_em, m_em, c_em = _point_estimate(em, "em")
@@ -667,7 +475,7 @@ def crosscheck(
 
     # 1. relabel onto the EM components
     labels_report = detect_label_switching(
-        posterior, m_em, scale, purity_threshold=purity_threshold
+        posterior, m_em, scale, purity_threshold=th.purity_threshold
     )
     relabelled = relabel(posterior, labels_report.permutations)
 
@@ -681,7 +489,7 @@ def crosscheck(
             f"posterior {len(names)} ({names[:4]}...); check K, D and covariance_type."
         )
     flat_da = xr.DataArray(draws, dims=(*SAMPLE_DIMS, "parameter"), coords={"parameter": names})
-    modes = detect_modes(flat_da, threshold=mode_threshold)
+    modes = detect_modes(flat_da, threshold=th.mode_threshold)
 
     # 3. summaries
     map_vals = np.nan
@@ -693,24 +501,12 @@ def crosscheck(
         map_vals = flatten_reporting(map_rep, covariance_type)[1]
     table = point_vs_posterior_table(names, draws, em_vals, map_vals, hdi_prob)
 
-    # 4. diagnostics
+    # 4. diagnostics and verdict
     diag = sampler_diagnostics(idata)
-
-    thresholds = {
-        "z_max": z_max,
-        "rhat_max": rhat_max,
-        "ess_bulk_min": ess_bulk_min,
-        "bfmi_min": bfmi_min,
-        "treedepth_max_frac": treedepth_max_frac,
-        "weight_floor": weight_floor,
-        "weight_floor_mass": weight_floor_mass,
-        "mode_threshold": mode_threshold,
-        "purity_threshold": purity_threshold,
-        "switch_max": switch_max,
-    }
-    findings = _judge(table, diag, labels_report, modes, post_rep, thresholds)
+    weights = post_rep["weights"].transpose(*SAMPLE_DIMS, COMPONENT_DIM).values
+    findings = judge_findings(table, diag, modes, th, labels=labels_report, weights=weights)
     verdict, reasons = verdict_from_findings(
-        findings, table, z_max, "EM", "no sampler problem found; one mode; no empty component"
+        findings, table, th.z_max, "EM", "no sampler problem found; one mode; no empty component"
     )
     reasons.extend(
         f"[labels] {s}"
@@ -726,108 +522,6 @@ def crosscheck(
         modes=modes,
         covariance_type=covariance_type,
         hdi_prob=hdi_prob,
-        thresholds=thresholds,
+        thresholds=th,
         posterior=relabelled,
     )
-
-
-def _judge(table, diag, labels, modes, post_rep, th) -> list[tuple[str, str]]:
-    """(category, message) for every finding, most severe category first."""
-    out: list[tuple[str, str]] = []
-    # ambiguous
-    if modes.multimodal:
-        out.extend(("ambiguous", s) for s in modes.describe())
-    if not labels.is_pure_permutation:
-        worst = int(np.argmin(labels.pure_fraction))
-        out.append(
-            (
-                "ambiguous",
-                f"label switching that relabelling cannot undo: only "
-                f"{labels.pure_fraction[worst]:.1%} of draws in chain {worst} have each "
-                f"component nearest a distinct EM component "
-                f"(required {th['purity_threshold']:.0%})",
-            )
-        )
-    within = labels.within_chain_fraction
-    if np.any(within > th["switch_max"]):
-        worst = int(np.argmax(within))
-        out.append(
-            (
-                "ambiguous",
-                f"labels switch within chains (chain {worst}: {within[worst]:.1%} of draws off "
-                f"its labelling; allowed {th['switch_max']:.0%}): the sampler crosses between "
-                "labellings through the region where components coincide, so the data do not "
-                "separate the components; consider fewer components, an ordering constraint "
-                "or stronger priors",
-            )
-        )
-    w = post_rep["weights"].transpose(*SAMPLE_DIMS, COMPONENT_DIM).values
-    p_low = (w < th["weight_floor"]).mean(axis=(0, 1))
-    for k in np.flatnonzero(p_low > th["weight_floor_mass"]):
-        out.append(
-            (
-                "ambiguous",
-                f"weights[{k}]: P(weight < {th['weight_floor']:g}) = {p_low[k]:.2f} "
-                f"(> {th['weight_floor_mass']:g}): component {k} may be empty",
-            )
-        )
-    # sampler trouble
-    n_tot = diag["n_chains"] * diag["n_draws"]
-    if diag["n_divergences"]:
-        per = diag["divergences_per_chain"]
-        out.append(
-            (
-                "sampler trouble",
-                f"{diag['n_divergences']} divergent transitions "
-                f"({diag['n_divergences'] / n_tot:.1%} of {n_tot} draws; per chain {per})",
-            )
-        )
-    rhat = table["r_hat"]
-    bad = rhat[rhat > th["rhat_max"]]
-    if len(bad):
-        out.append(
-            (
-                "sampler trouble",
-                f"r_hat > {th['rhat_max']:g} for {len(bad)} parameter(s) "
-                f"(max {bad.max():.3f} at {bad.idxmax()})",
-            )
-        )
-    ess = table["ess_bulk"]
-    if ess.notna().any() and ess.min() < th["ess_bulk_min"]:
-        out.append(
-            (
-                "sampler trouble",
-                f"min ess_bulk {ess.min():.0f} < {th['ess_bulk_min']:g} (at {ess.idxmin()})",
-            )
-        )
-    if diag["bfmi"] is not None:
-        for c, b in enumerate(diag["bfmi"]):
-            if b < th["bfmi_min"]:
-                out.append(("sampler trouble", f"chain {c}: BFMI {b:.2f} < {th['bfmi_min']:g}"))
-    if diag["treedepth_fraction"] is not None and (
-        diag["treedepth_fraction"] > th["treedepth_max_frac"]
-    ):
-        out.append(
-            (
-                "sampler trouble",
-                f"maximum tree depth reached in {diag['treedepth_hits']} draws "
-                f"({diag['treedepth_fraction']:.1%} > {th['treedepth_max_frac']:.0%})",
-            )
-        )
-    # disagree
-    z = table["z"]
-    far = z[z.abs() > th["z_max"]].abs().sort_values(ascending=False)
-    for name in far.index:
-        row = table.loc[name]
-        out.append(
-            (
-                "disagree",
-                f"{name}: EM {_sig(row['em'])} is {abs(row['z']):.1f} posterior sd from the "
-                f"posterior mean {_sig(row['mean'])} (sd {_sig(row['sd'], 3)}, "
-                f"{_sig(row['hdi_low'])} to {_sig(row['hdi_high'])} HDI)",
-            )
-        )
-    if not diag["has_sample_stats"]:
-        out.append(("note", "no sample_stats group: divergences, tree depth, BFMI not checked"))
-    order = {v: i for i, v in enumerate(reversed(VERDICTS))}
-    return sorted(out, key=lambda f: order.get(f[0], len(order)))

@@ -34,6 +34,7 @@ from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
 from bayesgmm.gmm.crosscheck import crosscheck
 from bayesgmm.gmm.model import OBS_DIM, OBS_VAR, build_gmm_model, initial_values_from_em
 from bayesgmm.inference import SAMPLERS, find_map, sample_nuts
+from bayesgmm.verdict import SAMPLE_DIMS
 
 __all__ = [
     "RELATIVE_REG_COVAR",
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 _FORMAT = "bayesgmm.BayesGMM/1"
-_SAMPLE_DIMS = ("chain", "draw")
 
 
 def _compile_fast(model: pm.Model, start):
@@ -268,9 +268,9 @@ class BayesGMM(BaseEstimator):
     def _draw_params(self):
         """Evenly thinned posterior draws as ``MixtureParams`` with full covariances."""
         post = self.idata_["posterior"].to_dataset()
-        weights = post["weights"].stack(sample=_SAMPLE_DIMS).transpose("sample", ...).values
-        means = post["means"].stack(sample=_SAMPLE_DIMS).transpose("sample", ...).values
-        chol = post["chol_cov"].stack(sample=_SAMPLE_DIMS).transpose("sample", ...).values
+        weights = post["weights"].stack(sample=SAMPLE_DIMS).transpose("sample", ...).values
+        means = post["means"].stack(sample=SAMPLE_DIMS).transpose("sample", ...).values
+        chol = post["chol_cov"].stack(sample=SAMPLE_DIMS).transpose("sample", ...).values
         keep = np.unique(np.linspace(0, len(weights) - 1, self.max_predict_draws).astype(int))
         for s in keep:
             cov = chol[s] @ np.swapaxes(chol[s], -1, -2)

@@ -1,4 +1,4 @@
-"""Label switching and mode detection for posterior draws of a Gaussian mixture.
+"""Label switching of posterior draws of a Gaussian mixture, and its undoing.
 
 The mixture likelihood is invariant under permutations of the component labels, so an
 MCMC posterior may visit the K! relabelled copies of a mode: different chains may settle
@@ -34,13 +34,8 @@ expected when components overlap).
 
 Modes
 -----
-:func:`detect_modes` works on relabelled draws.  For each scalar parameter it compares the
-per-chain means in units of the pooled within-chain standard deviation
-``s = sqrt(mean over chains of the within-chain variance)``.  Chains ``i`` and ``j`` are
-linked when ``max over parameters |mean_i - mean_j| / s < threshold`` (default 4); the
-groups (modes) are the connected components of that graph.  For chains that sample the
-same distribution the difference of two chain means is of order ``s * sqrt(2 / ESS)``,
-so 4 within-chain sds only fires when chains sit in genuinely different places.
+Mode detection is family-neutral and lives in :mod:`bayesgmm.verdict`
+(:func:`bayesgmm.verdict.detect_modes`); it works on draws relabelled here.
 
 References
 ----------
@@ -53,34 +48,24 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
+from bayesgmm.em.gaussian import COMPONENT_DIM
+from bayesgmm.verdict import SAMPLE_DIMS, Thresholds
+
 __all__ = [
-    "COMPONENT_DIM",
     "LabelReport",
-    "ModeReport",
     "align_to_pivot",
     "detect_label_switching",
-    "detect_modes",
-    "flatten_draws",
     "relabel",
 ]
 
-#: Name of the mixture-component dimension.
-COMPONENT_DIM = "component"
-#: Sample dimensions of a posterior.
-SAMPLE_DIMS = ("chain", "draw")
 #: Largest K for which all K! permutations are enumerated (vectorised over draws).
 MAX_ENUMERATE_K = 6
-#: Default minimum fraction of clean draws per chain for a "pure permutation".
-PURITY_THRESHOLD = 0.95
-#: Default threshold (pooled within-chain sds) separating chains into different modes.
-MODE_THRESHOLD = 4.0
 
 _CHUNK_ELEMENTS = 2_000_000  # draws x permutations x K per vectorised chunk
 
@@ -278,7 +263,7 @@ class LabelReport:
     between_chain_switch: bool
     within_chain_switch: bool
     is_pure_permutation: bool
-    purity_threshold: float = PURITY_THRESHOLD
+    purity_threshold: float = Thresholds.purity_threshold
 
     @property
     def n_chains(self) -> int:
@@ -350,7 +335,7 @@ def detect_label_switching(
     pivot_means: np.ndarray,
     scale: np.ndarray | None = None,
     *,
-    purity_threshold: float = PURITY_THRESHOLD,
+    purity_threshold: float = Thresholds.purity_threshold,
     var: str = "means",
     dim: str = COMPONENT_DIM,
     method: str = "auto",
@@ -396,191 +381,4 @@ def detect_label_switching(
         within_chain_switch=bool(np.any(within > 0)),
         is_pure_permutation=bool(np.all(pure >= purity_threshold)),
         purity_threshold=float(purity_threshold),
-    )
-
-
-# --------------------------------------------------------------------------------------
-# modes
-# --------------------------------------------------------------------------------------
-
-
-def flatten_draws(
-    posterior: xr.Dataset | xr.DataArray, var_names: Sequence[str] | None = None
-) -> tuple[list[str], np.ndarray]:
-    """Scalar parameters of the draws: labels like ``"means[1,0]"`` and a (chain, draw, P) array.
-
-    A Dataset is flattened variable by variable (positional indices in the labels); a
-    DataArray with dims (chain, draw, P) is taken as already flat, labelled by its third
-    dim's coordinate.
-    """
-    if isinstance(posterior, xr.DataArray):
-        rest = [d for d in posterior.dims if d not in SAMPLE_DIMS]
-        if len(rest) != 1:
-            raise ValueError(f"A DataArray must have dims (chain, draw, parameter), got {rest}.")
-        arr = np.asarray(posterior.transpose(*SAMPLE_DIMS, rest[0]).values, dtype=np.float64)
-        if rest[0] in posterior.coords:
-            labels = [str(v) for v in posterior.coords[rest[0]].values]
-        else:
-            labels = [f"p{i}" for i in range(arr.shape[-1])]
-        return labels, arr
-    names = list(var_names) if var_names is not None else list(posterior.data_vars)
-    labels: list[str] = []
-    blocks = []
-    for name in names:
-        da = posterior[name]
-        if not all(d in da.dims for d in SAMPLE_DIMS):
-            if var_names is not None:
-                raise ValueError(f"{name!r} has no (chain, draw) dims.")
-            continue
-        if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.bool_):
-            continue
-        rest = [d for d in da.dims if d not in SAMPLE_DIMS]
-        arr = np.asarray(da.transpose(*SAMPLE_DIMS, *rest).values, dtype=np.float64)
-        shape = arr.shape[2:]
-        blocks.append(arr.reshape(arr.shape[0], arr.shape[1], -1))
-        for idx in np.ndindex(*shape):
-            labels.append(f"{name}[{','.join(map(str, idx))}]" if idx else str(name))
-    if not blocks:
-        raise ValueError("No numeric variable with (chain, draw) dims to compare.")
-    return labels, np.concatenate(blocks, axis=-1)
-
-
-@dataclass
-class ModeReport:
-    """Chains grouped by the mode they sit in (see module docstring).
-
-    Attributes
-    ----------
-    groups : list of list of int
-        Chain indices per mode (sorted; the group containing chain 0 first).
-    std_diff : ndarray (chain, chain)
-        Largest standardised difference of chain means over all parameters.
-    separating : pandas.DataFrame
-        Parameters whose chain means differ by more than ``threshold`` pooled within-chain
-        sds between chains of different groups: columns ``parameter``, ``std_diff`` (largest
-        such difference) and ``mean_group{g}`` (mean of the draws of group g), sorted by
-        ``std_diff`` descending.  Empty when there is one group.
-    threshold : float
-    n_parameters : int
-        Number of scalar parameters compared.
-    """
-
-    groups: list[list[int]]
-    std_diff: np.ndarray
-    separating: pd.DataFrame
-    threshold: float = MODE_THRESHOLD
-    n_parameters: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def n_modes(self) -> int:
-        return len(self.groups)
-
-    @property
-    def multimodal(self) -> bool:
-        return len(self.groups) > 1
-
-    def describe(self, max_params: int = 3) -> list[str]:
-        lines = list(self.notes)
-        if not self.multimodal:
-            n = sum(len(g) for g in self.groups)
-            off = self.std_diff[~np.eye(n, dtype=bool)] if n > 1 else np.zeros(1)
-            lines.append(
-                f"all {n} chain(s) in one mode: largest difference of chain means "
-                f"{float(np.max(off)):.2f} pooled within-chain sd (threshold {self.threshold:g}) "
-                f"over {self.n_parameters} parameters"
-            )
-            return lines
-        groups = " | ".join(str(g) for g in self.groups)
-        lines.append(f"chains sit in {self.n_modes} different modes: {groups}")
-        for _, row in self.separating.head(max_params).iterrows():
-            means = " vs ".join(f"{row[f'mean_group{g}']:.4g}" for g in range(self.n_modes))
-            lines.append(
-                f"{row['parameter']} separates them: chain means differ by "
-                f"{row['std_diff']:.1f} pooled within-chain sd (group means {means})"
-            )
-        if len(self.separating) > max_params:
-            lines.append(f"... and {len(self.separating) - max_params} more separating parameters")
-        return lines
-
-    def __str__(self) -> str:
-        return "\n".join(self.describe())
-
-
-def _connected_groups(linked: np.ndarray) -> list[list[int]]:
-    n = linked.shape[0]
-    parent = list(range(n))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(n):
-        for j in range(i + 1, n):
-            if linked[i, j]:
-                parent[find(i)] = find(j)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(find(i), []).append(i)
-    return sorted(groups.values(), key=lambda g: g[0])
-
-
-def detect_modes(
-    posterior: xr.Dataset | xr.DataArray,
-    var_names: Sequence[str] | None = None,
-    threshold: float = MODE_THRESHOLD,
-) -> ModeReport:
-    """Group chains by mode, on draws already relabelled with :func:`relabel`.
-
-    Every scalar parameter of ``var_names`` (default: all numeric variables with chain and
-    draw dims; or a flat (chain, draw, parameter) DataArray) is compared across chains:
-    ``z_ij = |mean_i - mean_j| / s`` with ``s`` the pooled within-chain sd.  Chains are in
-    the same mode when linked by a path of pairs with ``max_p z_ij < threshold``.
-    Parameters that are constant within every chain count only if their value differs
-    between chains (then ``z = inf``).
-    """
-    labels, arr = flatten_draws(posterior, var_names)
-    n_chains, n_draws, n_par = arr.shape
-    notes = []
-    chain_mean = arr.mean(axis=1)  # (C, P)
-    if n_draws > 1:
-        within_var = arr.var(axis=1, ddof=1).mean(axis=0)
-    else:
-        within_var = np.zeros(n_par)
-    s = np.sqrt(within_var)
-    diff = np.abs(chain_mean[:, None, :] - chain_mean[None, :, :])  # (C, C, P)
-    tiny = 1e-12 * np.maximum(1.0, np.abs(chain_mean).max(axis=0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(s > tiny, diff / np.where(s > tiny, s, 1.0), np.where(diff > tiny, np.inf, 0))
-    std_diff = z.max(axis=-1) if n_par else np.zeros((n_chains, n_chains))
-    groups = _connected_groups(std_diff < threshold)
-    if n_chains == 1:
-        notes.append("one chain only: modes cannot be compared between chains")
-
-    group_of = np.empty(n_chains, dtype=int)
-    for g, members in enumerate(groups):
-        group_of[members] = g
-    rows = []
-    if len(groups) > 1:
-        cross = group_of[:, None] != group_of[None, :]
-        zc = np.where(cross[..., None], z, 0.0).max(axis=(0, 1))  # (P,)
-        for p in np.flatnonzero(zc > threshold):
-            row = {"parameter": labels[p], "std_diff": float(zc[p])}
-            for g, members in enumerate(groups):
-                row[f"mean_group{g}"] = float(arr[members, :, p].mean())
-            rows.append(row)
-    cols = ["parameter", "std_diff", *(f"mean_group{g}" for g in range(len(groups)))]
-    separating = pd.DataFrame(rows, columns=cols)
-    if len(separating):
-        separating = separating.sort_values("std_diff", ascending=False, kind="stable")
-        separating = separating.reset_index(drop=True)
-    return ModeReport(
-        groups=groups,
-        std_diff=std_diff,
-        separating=separating,
-        threshold=float(threshold),
-        n_parameters=n_par,
-        notes=notes,
     )

@@ -7,8 +7,10 @@ the marginal MAP of ``(pi, sigma)`` by stochastic-approximation EM
 (:mod:`bayesgmm.mpma.saem`); the joint mode of MAP-EM, which with many factors per rating
 sits away from the posterior mass, is shown beside it. The three components are
 structurally different (global, user-local, item-local), so there is no label switching
-to undo. Summaries, sampler diagnostics and the verdict rules (agree / disagree / sampler trouble /
-ambiguous, and their thresholds) are those of :mod:`bayesgmm.gmm.crosscheck`.
+to undo: the engine of :mod:`bayesgmm.verdict` judges without label checks. Its summaries,
+sampler diagnostics, mode detection and verdict rules (agree / disagree / sampler trouble /
+ambiguous, with the thresholds of :class:`bayesgmm.verdict.Thresholds`) are the ones the
+GMM cross-check (:mod:`bayesgmm.gmm.crosscheck`) uses.
 """
 
 from __future__ import annotations
@@ -20,23 +22,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesgmm.gmm.crosscheck import (
-    BFMI_MIN,
-    ESS_BULK_MIN,
-    RHAT_MAX,
-    TREEDEPTH_MAX_FRAC,
-    WEIGHT_FLOOR,
-    WEIGHT_FLOOR_MASS,
-    Z_MAX,
-    _diagnostics_line,
-    _format_table,
-    _group,
-    _judge,
+from bayesgmm.em.gaussian import COMPONENT_DIM
+from bayesgmm.verdict import (
+    SAMPLE_DIMS,
+    Thresholds,
+    detect_modes,
+    diagnostics_line,
+    format_table,
+    get_group,
+    judge_findings,
     point_vs_posterior_table,
     sampler_diagnostics,
     verdict_from_findings,
 )
-from bayesgmm.gmm.relabel import COMPONENT_DIM, MODE_THRESHOLD, SAMPLE_DIMS, LabelReport, detect_modes
 
 __all__ = ["MPMACrossCheck", "crosscheck_mpma", "densest_subsample", "reporting_values"]
 
@@ -64,22 +62,6 @@ def reporting_values(
     return labels, np.concatenate([np.asarray(weights), np.asarray(sigmas)], axis=-1)
 
 
-def _identity_labels(n_chains: int, n_draws: int, n_components: int) -> LabelReport:
-    """The label report of a posterior without label switching (distinct components)."""
-    perms = np.broadcast_to(np.arange(n_components), (n_chains, n_draws, n_components))
-    return LabelReport(
-        permutations=xr.DataArray(perms, dims=(*SAMPLE_DIMS, COMPONENT_DIM)),
-        chain_permutations=[tuple(range(n_components))] * n_chains,
-        switched_fraction=np.zeros(n_chains),
-        within_chain_fraction=np.zeros(n_chains),
-        pure_fraction=np.ones(n_chains),
-        mean_match_cost=np.zeros(n_chains),
-        between_chain_switch=False,
-        within_chain_switch=False,
-        is_pure_permutation=True,
-    )
-
-
 @dataclass
 class MPMACrossCheck:
     """Result of :func:`crosscheck_mpma`.
@@ -88,14 +70,19 @@ class MPMACrossCheck:
     ----------
     verdict : {"agree", "disagree", "sampler trouble", "ambiguous"}
     reasons : list of str
-        Every finding, most severe first, tagged as in :class:`bayesgmm.gmm.crosscheck.CrossCheck`.
+        Every finding, most severe first, tagged ``[ambiguous]``, ``[sampler trouble]``,
+        ``[disagree]``, ``[agree]`` or ``[note]`` (a check that could not be made).
     table : pandas.DataFrame
         One row per parameter (``weights[c]``, ``sigmas[c]``): em, map, mean, sd, hdi_low,
         hdi_high, z, mcse_mean, r_hat, ess_bulk, ess_tail.
     diagnostics : dict
-        :func:`bayesgmm.gmm.crosscheck.sampler_diagnostics` of the draws.
+        :func:`bayesgmm.verdict.sampler_diagnostics` of the draws.
     components : tuple of str
     hdi_prob : float
+    thresholds : Thresholds
+        The thresholds the verdict was judged with (the label checks are not made).
+    estimate : str
+        Name of the judged estimate.
     """
 
     verdict: str
@@ -104,7 +91,7 @@ class MPMACrossCheck:
     diagnostics: dict[str, Any]
     components: tuple[str, ...]
     hdi_prob: float = 0.94
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: Thresholds = field(default_factory=Thresholds)
     estimate: str = "MAP-EM"
 
     def to_text(self) -> str:
@@ -121,10 +108,10 @@ class MPMACrossCheck:
                 *(f"  - {r}" for r in self.reasons),
                 "",
                 "Sampler:",
-                f"  {_diagnostics_line(dg)}",
+                f"  {diagnostics_line(dg)}",
                 "",
                 f"Table (hdi = {pct} highest density interval, z = (em - mean) / sd):",
-                _format_table(self.table),
+                format_table(self.table),
             ]
         )
 
@@ -138,15 +125,9 @@ def crosscheck_mpma(
     map_estimate: dict[str, np.ndarray] | None = None,
     *,
     hdi_prob: float = 0.94,
-    z_max: float = Z_MAX,
-    rhat_max: float = RHAT_MAX,
-    ess_bulk_min: float = ESS_BULK_MIN,
-    bfmi_min: float = BFMI_MIN,
-    treedepth_max_frac: float = TREEDEPTH_MAX_FRAC,
-    weight_floor: float = WEIGHT_FLOOR,
-    weight_floor_mass: float = WEIGHT_FLOOR_MASS,
-    mode_threshold: float = MODE_THRESHOLD,
     estimate: str = "MAP-EM",
+    thresholds: Thresholds | None = None,
+    **overrides: float,
 ) -> MPMACrossCheck:
     """Compare a point estimate of MPMA's pi and sigma with draws of :func:`build_mpma_model`.
 
@@ -159,13 +140,23 @@ def crosscheck_mpma(
     map_estimate : dict, optional
         ``weights`` and ``sigmas`` of a second point estimate (e.g. ``pm.find_MAP``),
         shown in the ``map`` column and not judged.
-    hdi_prob, z_max, rhat_max, ess_bulk_min, bfmi_min, treedepth_max_frac, weight_floor,
-    weight_floor_mass, mode_threshold : float
-        As in :func:`bayesgmm.gmm.crosscheck.crosscheck`.
+    hdi_prob : float
+        Probability of the highest density interval.
     estimate : str
         Name of the judged estimate in the report.
+    thresholds : Thresholds, optional
+        Thresholds of the verdict rules (default ``Thresholds()``); the components are
+        structurally distinct, so ``purity_threshold`` and ``switch_max`` are not used.
+    **overrides : float
+        Single thresholds by field name (``z_max=2``, ...), applied on top of
+        ``thresholds``.
+
+    Returns
+    -------
+    MPMACrossCheck
     """
-    posterior = _group(idata, "posterior")
+    th = (Thresholds() if thresholds is None else thresholds).replace(**overrides)
+    posterior = get_group(idata, "posterior")
     if posterior is None or any(name not in posterior for name in REPORTED):
         raise ValueError("idata needs a posterior group with 'weights' and 'sigmas'")
     components = tuple(em.components_)
@@ -182,25 +173,12 @@ def crosscheck_mpma(
 
     diag = sampler_diagnostics(idata)
     flat = xr.DataArray(draws, dims=(*SAMPLE_DIMS, "parameter"), coords={"parameter": names})
-    modes = detect_modes(flat, threshold=mode_threshold)
-    thresholds = {
-        "z_max": z_max,
-        "rhat_max": rhat_max,
-        "ess_bulk_min": ess_bulk_min,
-        "bfmi_min": bfmi_min,
-        "treedepth_max_frac": treedepth_max_frac,
-        "weight_floor": weight_floor,
-        "weight_floor_mass": weight_floor_mass,
-        "mode_threshold": mode_threshold,
-        "purity_threshold": 1.0,
-        "switch_max": 1.0,
-    }
-    labels = _identity_labels(*draws.shape[:2], len(components))
-    findings = _judge(table, diag, labels, modes, {"weights": w}, thresholds)
+    modes = detect_modes(flat, threshold=th.mode_threshold)
+    findings = judge_findings(table, diag, modes, th, labels=None, weights=w.values)
     verdict, reasons = verdict_from_findings(
-        findings, table, z_max, estimate, "no sampler problem; one mode"
+        findings, table, th.z_max, estimate, "no sampler problem; one mode"
     )
-    return MPMACrossCheck(verdict, reasons, table, diag, components, hdi_prob, thresholds, estimate)
+    return MPMACrossCheck(verdict, reasons, table, diag, components, hdi_prob, th, estimate)
 
 
 @dataclass

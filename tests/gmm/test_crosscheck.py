@@ -7,11 +7,11 @@ import xarray as xr
 
 from bayesgmm.gmm.crosscheck import (
     CrossCheck,
-    bfmi_per_chain,
     crosscheck,
     posterior_reporting_parameters,
     reporting_parameters,
 )
+from bayesgmm.verdict import Thresholds, bfmi_per_chain
 
 K, D = 3, 2
 TRUE_W = np.array([0.3, 0.5, 0.2])
@@ -346,6 +346,16 @@ def test_frequent_within_chain_switching_is_ambiguous():
     )
     relaxed = crosscheck(_switch_draws(idata, draws), true_em("diag"), None, "diag", switch_max=0.5)
     assert relaxed.verdict == "agree", relaxed.reasons
+    same = crosscheck(
+        _switch_draws(idata, draws),
+        true_em("diag"),
+        None,
+        "diag",
+        thresholds=Thresholds(switch_max=0.5),
+    )
+    assert same.reasons == relaxed.reasons and same.thresholds == Thresholds(switch_max=0.5)
+    with pytest.raises(TypeError, match="Unknown threshold"):
+        crosscheck(idata, true_em("diag"), None, "diag", switchmax=0.5)
 
 
 def test_chains_in_different_mode_are_ambiguous():

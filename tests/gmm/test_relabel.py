@@ -10,10 +10,9 @@ from bayesgmm.gmm.relabel import (
     _best_permutations,
     align_to_pivot,
     detect_label_switching,
-    detect_modes,
-    flatten_draws,
     relabel,
 )
+from bayesgmm.verdict import detect_modes, flatten_draws
 
 MU = np.array([[-3.0, 0.0], [0.0, 3.0], [3.0, -1.0]])
 W = np.array([0.3, 0.5, 0.2])

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from bayesgmm.gmm.crosscheck import VERDICTS
+from bayesgmm.verdict import VERDICTS
 from tests.notebooks.notebook_runner import run_notebook
 
 
