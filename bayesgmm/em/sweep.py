@@ -31,6 +31,7 @@ from threadpoolctl import ThreadpoolController
 
 from bayesgmm.em.gaussian import (
     LOG_2PI,
+    full_covariances,
     log_det_precision_cholesky,
     n_quadratic_features,
     precision_feature_coefficients,
@@ -42,6 +43,7 @@ from bayesgmm.em.gaussian import (
 from bayesgmm.em.kernels import responsibilities_inplace
 
 __all__ = [
+    "FAR_WHITENED",
     "GUARD_MAHALANOBIS_SQ",
     "N_THREADS",
     "Design",
@@ -53,6 +55,11 @@ __all__ = [
 ]
 
 GUARD_MAHALANOBIS_SQ = 1e4
+#: Rows further than this from the design centre, in precision-scaled units (a bound on
+#: ``|(x - c) P_k|``), are evaluated by :func:`_far_log_prob_resp`: there the rounding of
+#: the expanded quadratic forms (``eps * distance**2``) would exceed 1e-8, and they overflow
+#: beyond about 1e154. Rows near the centre (nearly all) keep the one-product path.
+FAR_WHITENED = 1e4
 _BLOCK_BYTES = 8 * 2**20
 _MIN_BLOCK_ROWS = 4096
 _CACHE_BYTES = 512 * 2**20
@@ -138,9 +145,10 @@ class Design:
     def _build(self, rows: slice) -> np.ndarray:
         Z = np.empty((rows.stop - rows.start, self.n_quadratic + self.n_features))
         np.subtract(self._X[rows], self.center, out=Z[:, self.n_quadratic :])
-        quadratic_features(
-            Z[:, self.n_quadratic :], self.covariance_type, out=Z[:, : self.n_quadratic]
-        )
+        with np.errstate(over="ignore"):  # far rows: see _far_log_prob_resp
+            quadratic_features(
+                Z[:, self.n_quadratic :], self.covariance_type, out=Z[:, : self.n_quadratic]
+            )
         return Z
 
     def block(self, b: int) -> np.ndarray:
@@ -286,10 +294,77 @@ def log_prob_resp(design: Design, params: MixtureParams):
     lin = _linearise(design, params)
     log_norm = np.empty(design.n_samples)
     resp = np.empty((design.n_samples, params.means.shape[0]))
+    reach = np.empty(design.n_samples)
     ones = np.ones(design.n_samples)
+    # per feature, the largest precision Cholesky entry: |d| @ scale bounds |d P_k|
+    n_components, n_features = params.means.shape
+    chol = full_covariances(params.precisions_cholesky, design.covariance_type, n_components,
+                            n_features)  # fmt: skip
+    scale = np.abs(chol).max(axis=(0, 2))
 
     def block(rows, Z):
-        resp[rows], log_norm[rows], _ = _e_block(design, lin, Z, ones[rows])
+        # far rows (which may overflow) are redone below by _far_log_prob_resp
+        with np.errstate(over="ignore", invalid="ignore"):
+            resp[rows], log_norm[rows], _ = _e_block(design, lin, Z, ones[rows])
+            reach[rows] = np.abs(Z[:, design.n_quadratic :]) @ scale
 
     _map_blocks(block, design)
+    far = np.flatnonzero(~(reach <= FAR_WHITENED) | ~np.isfinite(log_norm))
+    if far.size:
+        log_norm[far], resp[far] = _far_log_prob_resp(design._X[far], params, design)
     return log_norm, resp
+
+
+def _far_log_prob_resp(X: np.ndarray, params: MixtureParams, design: Design):
+    """``log p(x)`` and responsibilities of rows far from the design centre, without overflow.
+
+    With ``d = x - r = s y`` (``r`` the mean of the component means, ``s = max |d_j|``) the
+    whitened residual of component ``k`` is ``(x - mu_k) P_k = s v_k - w_k`` with
+    ``v_k = y P_k``, ``w_k = (mu_k - r) P_k`` (``P_k`` the precision Cholesky factor), so::
+
+        log N_k(x) = C_k - |s v_k - w_k|**2 / 2,   C_k = log w_k + log det P_k - D/2 log 2 pi
+
+    Differences ``log N_k - log N_m`` are computed as ``C_k - C_m - sum_j a_j b_j / 2``
+    with ``a = s (v_k - v_m) - (w_k - w_m)`` and ``b = s (v_k + v_m) - (w_k + w_m)``: equal
+    leading terms cancel exactly, so the linear term (tied covariances) and the small
+    coordinates of ``d`` still count, and nothing overflows but a difference that is
+    itself below -1.8e308. Far away, the component with the widest spread along the
+    direction of ``x`` takes all the responsibility; ``log p(x)`` is -inf only below
+    -1.8e308 (not representable).
+    """
+    cov_type = design.covariance_type
+    n_components, n_features = params.means.shape
+    chol = full_covariances(params.precisions_cholesky, cov_type, n_components, n_features)
+    ref = params.means.mean(axis=0)
+    d = X - ref
+    s = np.abs(d).max(axis=1)
+    s = np.where(s > 0, s, 1.0)[:, None]
+    v = np.einsum("nd,kde->nke", d / s, chol)
+    w = np.einsum("kd,kde->ke", params.means - ref, chol)
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(params.weights)
+    C = (
+        log_weights
+        + log_det_precision_cholesky(params.precisions_cholesky, cov_type, n_features)
+        - 0.5 * n_features * LOG_2PI
+    )
+    rows = np.arange(len(X))
+    scale = s[:, :, None]
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        u = v - w[None] / scale  # residual / s
+        best = np.argmax(C / s / s - 0.5 * np.einsum("nke,nke->nk", u, u), axis=1)
+        for _ in range(2):  # the scaled argmax can be off by rounding: move to the true max
+            v_best, w_best = v[rows, best][:, None, :], w[best][:, None, :]
+            delta = (v - v_best) * scale - (w[None] - w_best)
+            total = (v + v_best) * scale - (w[None] + w_best)
+            quadratic = np.where(delta == 0.0, 0.0, delta * total).sum(axis=2)
+            diff = (C - C[best][:, None]) - 0.5 * quadratic
+            diff = np.where(np.isnan(diff), -np.inf, diff)
+            diff[rows, best] = 0.0
+            best = np.argmax(diff, axis=1)
+        diff = diff - diff[rows, best, None]
+        residual = v[rows, best] * s - w[best]  # (x - mu_best) P_best, inf on overflow
+        peak = C[best] - 0.5 * np.einsum("nd,nd->n", residual, residual)
+    weight = np.exp(diff)
+    total = weight.sum(axis=1)
+    return peak + np.log(total), weight / total[:, None]
