@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from os import PathLike
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
@@ -22,7 +21,10 @@ from bayesgmm._validation import (
 )
 from bayesgmm.em.driver import INIT_METHODS, initial_responsibilities, m_step, run_em
 from bayesgmm.em.gaussian import (
+    COMPONENT_DIM,
     COVARIANCE_TYPES,
+    FEATURE_DIM,
+    covariance_dims,
     covariance_shape,
     covariances_from_precision_cholesky,
     n_parameters,
@@ -31,13 +33,14 @@ from bayesgmm.em.gaussian import (
 )
 from bayesgmm.em.priors import ConjugatePrior
 from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp, moments_from_resp
+from bayesgmm.io import SaveLoadMixin, fitted_attributes
 
 
 class DegenerateComponentWarning(UserWarning):
     """A fitted component's covariance is set by ``reg_covar`` rather than by the data."""
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM (maximum likelihood or MAP), scikit-learn compatible.
 
     Same parameters, fitted attributes and results as
@@ -419,18 +422,66 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return float(bic - 2.0 * classification)
 
     # -------------------------------------------------------------- save/load
-    def save(self, path: str | PathLike) -> None:
-        """Write the fitted model to a netCDF file (exact float64 round trip)."""
-        from bayesgmm.em.persistence import save_gaussian_mixture
+    # save(path) and load(path) come from SaveLoadMixin: one file format for every estimator
+    _file_format = "bayesgmm.GaussianMixture/2"
+    _file_types = (ConjugatePrior,)
 
-        save_gaussian_mixture(self, path)
+    def _to_netcdf(self):
+        """Fitted arrays as variables with named dims; the parameters (``random_state``: an
+        int, None or a RandomState with its current state) and the other fitted attributes
+        as JSON attributes."""
+        import xarray as xr
+
+        fitted = fitted_attributes(self)
+        arrays = {name: value for name, value in fitted.items() if isinstance(value, np.ndarray)}
+        cov_dims = covariance_dims(self.covariance_type)
+        dims = {
+            "weights_": (COMPONENT_DIM,),
+            "means_": (COMPONENT_DIM, FEATURE_DIM),
+            "covariances_": cov_dims,
+            "precisions_": cov_dims,
+            "precisions_cholesky_": cov_dims,
+            "degenerate_components_": ("degenerate",),
+            "feature_names_in_": (FEATURE_DIM,),
+        }
+        data = xr.Dataset(
+            {
+                name: (dims.get(name) or tuple(f"{name}dim_{i}" for i in range(value.ndim)), value)
+                for name, value in arrays.items()
+            }
+        )
+        attrs = {
+            "params": self.get_params(deep=False),
+            "fitted": {name: value for name, value in fitted.items() if name not in arrays},
+            "arrays": sorted(arrays),
+        }
+        return data, attrs
 
     @classmethod
-    def load(cls, path: str | PathLike) -> GaussianMixture:
-        """Read a model written by :meth:`save`."""
-        from bayesgmm.em.persistence import load_gaussian_mixture
-
-        return load_gaussian_mixture(path)
+    def _from_netcdf(cls, data, attrs) -> GaussianMixture:
+        estimator = cls(**attrs["params"])
+        for name, value in attrs["fitted"].items():
+            setattr(estimator, name, value)
+        for name in attrs["arrays"]:
+            setattr(estimator, name, data[name].values)
+        required = (
+            "weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
+            "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "prior_",
+            "degenerate_components_", "n_features_in_",
+        )  # fmt: skip
+        missing = [name for name in required if not hasattr(estimator, name)]
+        if missing:
+            raise KeyError(f"fitted attribute(s) {missing}")
+        k, d = estimator.n_components, estimator.n_features_in_
+        cov_shape = covariance_shape(estimator.covariance_type, k, d)
+        shapes = {"weights_": (k,), "means_": (k, d), "covariances_": cov_shape}
+        shapes |= {"precisions_": cov_shape, "precisions_cholesky_": cov_shape}
+        for name, shape in shapes.items():
+            if getattr(estimator, name).shape != shape:
+                raise ValueError(
+                    f"{name} has shape {getattr(estimator, name).shape}, expected {shape}"
+                )
+        return estimator
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -18,22 +18,22 @@ from __future__ import annotations
 
 import json
 import warnings
-from os import PathLike
 
 import numpy as np
 import pymc as pm
 import xarray as xr
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm._validation import check_data_matrix, check_positive_int
 from bayesgmm.em.estimator import GaussianMixture
 from bayesgmm.em.gaussian import inverse_lower
-from bayesgmm.em.persistence import check_format, write_netcdf_atomic
 from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
 from bayesgmm.gmm.crosscheck import crosscheck
 from bayesgmm.gmm.model import OBS_DIM, OBS_VAR, build_gmm_model, initial_values_from_em
 from bayesgmm.inference import SAMPLERS, find_map, sample_nuts
+from bayesgmm.io import SaveLoadMixin, from_netcdf_data, to_netcdf_data
 from bayesgmm.verdict import SAMPLE_DIMS
 
 __all__ = [
@@ -43,7 +43,10 @@ __all__ = [
     "point_from_chol",
 ]
 
-_FORMAT = "bayesgmm.BayesGMM/1"
+#: Group of a saved file holding the EM fit ``em_``.
+_EM_GROUP = "em_estimator"
+#: Groups of ``idata_`` that ``fit`` writes (``loo`` may add ``log_likelihood``).
+_IDATA_GROUPS = ("posterior", "sample_stats", "observed_data", "em", "map")
 
 
 def _compile_fast(model: pm.Model, start):
@@ -103,7 +106,7 @@ def fit_point_estimates(
     return em, model, find_map(model, init, seed=map_seed)
 
 
-class BayesGMM(BaseEstimator):
+class BayesGMM(SaveLoadMixin, BaseEstimator):
     """Bayesian Gaussian mixture: NUTS posterior, initialised from and checked against EM.
 
     Parameters
@@ -254,7 +257,7 @@ class BayesGMM(BaseEstimator):
                 ),
             }
         )
-        self.idata_.attrs.update(format=_FORMAT, params=json.dumps(self._json_params()))
+        self.idata_.attrs.update(format=self._file_format, params=json.dumps(self._json_params()))
         self.n_features_in_ = data.shape[1]
         return self
 
@@ -278,8 +281,7 @@ class BayesGMM(BaseEstimator):
             yield MixtureParams(weights[s], means[s], cov, prec_chol)
 
     def _check_X(self, X) -> np.ndarray:
-        if not hasattr(self, "idata_"):
-            raise ValueError("this BayesGMM is not fitted yet: call fit first")
+        check_is_fitted(self, "idata_")
         data = check_data_matrix(X)
         if data.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -370,31 +372,34 @@ class BayesGMM(BaseEstimator):
         return az.loo(self.idata_, pointwise=pointwise)
 
     # ------------------------------------------------------------ save/load
-    def save(self, path: str | PathLike) -> None:
-        """Write the fitted model (posterior, point estimates, settings) to netCDF."""
-        if not hasattr(self, "idata_"):
-            raise ValueError("the model is not fitted: call fit before save")
-        write_netcdf_atomic(self.idata_, path)
+    # save(path) and load(path) come from SaveLoadMixin: one file format for every estimator
+    _file_format = "bayesgmm.BayesGMM/2"
+
+    def _to_netcdf(self):
+        """``idata_`` (posterior, sample_stats, observed_data, em, map and, after
+        :meth:`loo`, log_likelihood) with the EM fit ``em_`` in a group of its own."""
+        if _EM_GROUP in self.idata_.children:
+            raise ValueError(f"idata_ has a group {_EM_GROUP!r}, which save writes itself")
+        tree = self.idata_.copy(deep=False)
+        tree[_EM_GROUP] = xr.DataTree(to_netcdf_data(self.em_))
+        return tree, {"params": self.get_params(deep=False), "n_features_in_": self.n_features_in_}
 
     @classmethod
-    def load(cls, path: str | PathLike) -> BayesGMM:
-        """Read a model written by :meth:`save`; the PyMC model and cross-check are rebuilt."""
-        idata = xr.open_datatree(path, engine="h5netcdf").load()
-        check_format(idata.attrs, _FORMAT, path, "BayesGMM")
-        self = cls(**json.loads(idata.attrs["params"]))
-        observed = idata["observed_data"].to_dataset()
+    def _from_netcdf(cls, tree, attrs) -> BayesGMM:
+        """The posterior and the EM fit as saved; the PyMC model and the cross-check are
+        rebuilt from them (no sampling)."""
         import pandas as pd
 
+        self = cls(**attrs["params"])
+        em = tree[_EM_GROUP].to_dataset(inherit=False)
+        self.em_ = from_netcdf_data(GaussianMixture, em, source=f"its {_EM_GROUP!r} group")
+        idata = tree.copy(deep=False)
+        del idata[_EM_GROUP]
+        missing = [g for g in _IDATA_GROUPS if g not in idata.children]
+        if missing:
+            raise KeyError(f"group(s) {missing}")
+        observed = idata["observed_data"].to_dataset()
         X = pd.DataFrame(observed[OBS_VAR].values, columns=list(observed["feature"].values))
-        em = idata["em"].to_dataset()
-        self.em_ = GaussianMixture(
-            self.n_components,
-            covariance_type=self.covariance_type,
-            max_iter=0,
-            weights_init=em["weights"].values,
-            means_init=em["means"].values,
-        )
-        self.em_ = _fitted_em(self, em, X)
         self.map_ = {
             name: idata["map"][name].values for name in ("weights", "means", "covariances")
         }
@@ -407,7 +412,7 @@ class BayesGMM(BaseEstimator):
         )
         self.crosscheck_ = crosscheck(idata, self.em_, self.map_, self.covariance_type)
         self.idata_ = idata
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = attrs["n_features_in_"]
         return self
 
     def __str__(self) -> str:
@@ -445,18 +450,3 @@ def _point_dataset(weights, means, covariances, covariance_type: str, features) 
         if "feature_" in cov_dims
         else {"feature": list(features)},
     )
-
-
-def _fitted_em(owner: BayesGMM, em: xr.Dataset, X) -> GaussianMixture:
-    """A GaussianMixture holding the stored EM estimate (no refit)."""
-    from bayesgmm.em.gaussian import compute_precision_cholesky, precisions_from_cholesky
-
-    gm = GaussianMixture(owner.n_components, covariance_type=owner.covariance_type)
-    gm.weights_ = em["weights"].values
-    gm.means_ = em["means"].values
-    gm.covariances_ = em["covariances"].values
-    gm.precisions_cholesky_ = compute_precision_cholesky(gm.covariances_, owner.covariance_type)
-    gm.precisions_ = precisions_from_cholesky(gm.precisions_cholesky_, owner.covariance_type)
-    gm.n_features_in_ = X.shape[1]
-    gm.feature_names_in_ = np.asarray(X.columns, dtype=object)
-    return gm

@@ -4,7 +4,7 @@ Modules: :mod:`~bayesgmm.mpma.data` (input checks), :mod:`~bayesgmm.mpma.als` (w
 ALS kernels), :mod:`~bayesgmm.mpma.em` (model, MAP-EM), :mod:`~bayesgmm.mpma.gibbs`
 (hierarchical priors, Gibbs sampling), :mod:`~bayesgmm.mpma.estimator` (the ``MPMA`` and
 ``GibbsMPMA`` estimators), :mod:`~bayesgmm.mpma.baselines`, :mod:`~bayesgmm.mpma.evaluation`
-(cross-validation protocol), :mod:`~bayesgmm.mpma.persistence`; and, importing PyMC,
+(cross-validation protocol); and, importing PyMC,
 :mod:`~bayesgmm.mpma.model` (the PyMC posterior) and :mod:`~bayesgmm.mpma.crosscheck`
 (EM vs NUTS), :mod:`~bayesgmm.mpma.saem` (the marginal MAP of pi and sigma by SAEM).
 """

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from os import PathLike
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm._validation import check_positive_int
+from bayesgmm.io import SaveLoadMixin, fitted_attributes
+from bayesgmm.mpma.als import Factors
 from bayesgmm.mpma.data import check_rating_scale, encode, validate_ratings
 from bayesgmm.mpma.em import (
     COMPONENTS,
@@ -30,7 +31,7 @@ from bayesgmm.mpma.em import (
     e_step,
     fit_map_em,
 )
-from bayesgmm.mpma.gibbs import GibbsPriors, fit_gibbs
+from bayesgmm.mpma.gibbs import ComponentPosterior, GibbsPriors, fit_gibbs
 
 __all__ = ["MPMA", "GibbsMPMA", "mae", "resolve_priors", "rmse"]
 
@@ -63,7 +64,7 @@ def resolve_priors(priors, kind: type = MPMAPriors):
     raise ValueError(f"priors must be None, a dict or {kind.__name__}, got {type(priors).__name__}")
 
 
-class MPMA(BaseEstimator):
+class MPMA(SaveLoadMixin, BaseEstimator):
     """Mixture probabilistic matrix approximation fitted by MAP-EM.
 
     Each rating is drawn from a mixture of three Gaussians whose means are a global
@@ -387,18 +388,83 @@ class MPMA(BaseEstimator):
         return -self.rmse(data, items, ratings)
 
     # --------------------------------------------------------------- save/load
-    def save(self, path: str | PathLike) -> None:
-        """Write the fitted model to ``path`` (netCDF, h5netcdf engine); exact round trip."""
-        from bayesgmm.mpma.persistence import save_mpma
+    # save(path) and load(path) come from SaveLoadMixin: one file format for every estimator
+    _file_format = "bayesgmm.MPMA/2"
+    _file_types = (MPMAPriors,)
+    #: Fitted attributes a saved model must hold.
+    _file_fitted = (
+        "components_", "user_ids_", "item_ids_", "user_groups_", "item_groups_", "weights_",
+        "sigmas_", "factors_", "trace_", "warmup_trace_", "converged_", "n_iter_",
+        "fit_time_", "priors_", "train_users_", "train_items_",
+    )  # fmt: skip
 
-        save_mpma(self, path)
+    def _to_netcdf(self):
+        """Arrays as variables (ids with their exact dtype, every component's factors, the
+        Gibbs draws); parameters and scalars as JSON attributes."""
+        import xarray as xr
+
+        fitted = fitted_attributes(self)
+        factors = fitted.pop("factors_")
+        posteriors = fitted.pop("posteriors_", None)
+        arrays = {name: value for name, value in fitted.items() if isinstance(value, np.ndarray)}
+        dims = {
+            "user_ids_": ("user",), "item_ids_": ("item",),
+            "user_groups_": ("user",), "item_groups_": ("item",),
+            "train_users_": ("rating",), "train_items_": ("rating",), "validation_": ("rating",),
+            "weights_": ("component",), "sigmas_": ("component",), "trace_": ("iteration",),
+            "warmup_trace_": ("warmup_iteration",), "weights_trace_": ("weights_iteration",),
+        }  # fmt: skip
+        variables = {
+            name: (dims.get(name) or tuple(f"{name}dim_{i}" for i in range(value.ndim)), value)
+            for name, value in arrays.items()
+        }
+        attrs = {
+            "params": self.get_params(deep=False),
+            "fitted": {name: value for name, value in fitted.items() if name not in arrays},
+            "arrays": sorted(arrays),
+            "factor_offsets": [f.offset for f in factors],
+        }
+        for name, f in zip(self.components_, factors, strict=True):
+            for field, value in _factor_arrays(f).items():
+                variables[f"factors_{name}_{field}"] = (_factor_dims(name, field), value)
+        if posteriors is not None:
+            attrs["draw_offsets"] = [[f.offset for f in p.draws] for p in posteriors]
+            variables["draw_sigmas"] = (("component", "draw"), [p.sigmas for p in posteriors])
+            variables["draw_log_likelihood"] = (
+                ("component", "sweep"),
+                [p.log_likelihood for p in posteriors],
+            )
+            for name, p in zip(self.components_, posteriors, strict=True):
+                draws = [_factor_arrays(f) for f in p.draws]
+                for field in draws[0]:
+                    variables[f"draws_{name}_{field}"] = (
+                        ("draw", *_factor_dims(name, field)),
+                        np.stack([d[field] for d in draws]),
+                    )
+        return xr.Dataset(variables, coords={"component": list(self.components_)}), attrs
 
     @classmethod
-    def load(cls, path: str | PathLike) -> MPMA:
-        """Read a model written by :meth:`save`."""
-        from bayesgmm.mpma.persistence import load_mpma
-
-        return load_mpma(path, cls.__name__)
+    def _from_netcdf(cls, data, attrs) -> MPMA:
+        model = cls(**attrs["params"])
+        for name, value in attrs["fitted"].items():
+            setattr(model, name, value)
+        for name in attrs["arrays"]:
+            setattr(model, name, data[name].values)
+        model.factors_ = [
+            Factors(offset, **_factor_arrays_from(data, f"factors_{name}"))
+            for name, offset in zip(model.components_, attrs["factor_offsets"], strict=True)
+        ]
+        if "draw_offsets" in attrs:
+            model.posteriors_ = [
+                _posterior_from(data, name, c, offsets)
+                for c, (name, offsets) in enumerate(
+                    zip(model.components_, attrs["draw_offsets"], strict=True)
+                )
+            ]
+        missing = [name for name in cls._file_fitted if not hasattr(model, name)]
+        if missing:
+            raise KeyError(f"fitted attribute(s) {missing}")
+        return model
 
 
 class GibbsMPMA(MPMA):
@@ -470,6 +536,14 @@ class GibbsMPMA(MPMA):
     >>> bool(1.0 <= model.predict([0], [0])[0] <= 5.0)
     True
     """
+
+    _file_format = "bayesgmm.GibbsMPMA/2"
+    _file_types = (GibbsPriors,)
+    _file_fitted = (
+        "components_", "user_ids_", "item_ids_", "user_groups_", "item_groups_", "weights_",
+        "sigmas_", "factors_", "posteriors_", "validation_", "weights_trace_", "fit_time_",
+        "priors_", "train_users_", "train_items_",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -566,3 +640,38 @@ class GibbsMPMA(MPMA):
              for p, ix in zip(self.posteriors_, self._indices(u, i), strict=True)]
         )  # fmt: skip
         return np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
+
+
+def _factor_arrays(factors: Factors) -> dict[str, np.ndarray]:
+    """The array fields of a :class:`Factors` (all but the offset), by name."""
+    return {
+        f.name: getattr(factors, f.name) for f in dataclasses.fields(Factors) if f.name != "offset"
+    }
+
+
+def _factor_dims(component: str, field: str) -> tuple[str, ...]:
+    side = f"{field[:3]}_{component}"  # row_<component> or col_<component>
+    return (side, "factor") if field.endswith("factors") else (side,)
+
+
+def _factor_arrays_from(data, prefix: str) -> dict[str, np.ndarray]:
+    """The arrays written by ``MPMA._to_netcdf`` as ``<prefix>_<field>``."""
+    return {
+        f.name: data[f"{prefix}_{f.name}"].values
+        for f in dataclasses.fields(Factors)
+        if f.name != "offset"
+    }
+
+
+def _posterior_from(data, component: str, c: int, offsets: list) -> ComponentPosterior:
+    """Component ``c``'s Gibbs draws as written by ``MPMA._to_netcdf``."""
+    arrays = _factor_arrays_from(data, f"draws_{component}")
+    draws = [
+        Factors(offset, **{field: value[d] for field, value in arrays.items()})
+        for d, offset in enumerate(offsets)
+    ]
+    return ComponentPosterior(
+        draws=draws,
+        sigmas=data["draw_sigmas"].values[c],
+        log_likelihood=data["draw_log_likelihood"].values[c],
+    )
