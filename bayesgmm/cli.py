@@ -19,18 +19,13 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from bayesgmm.datasets import _BUNDLED_LOADERS, load_dataset
-from bayesgmm.em.gaussian import full_covariances, n_parameters
+from bayesgmm.datasets import BUNDLED_DATASETS, ignored_columns_note, load_dataset, load_table
+from bayesgmm.em.driver import INIT_METHODS
 from bayesgmm.em.estimator import GaussianMixture
-
-DATASET_NAMES: tuple[str, ...] = tuple(_BUNDLED_LOADERS)
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+from bayesgmm.em.gaussian import COVARIANCE_TYPES, full_covariances, n_parameters
 
 
 @dataclass(frozen=True)
@@ -64,44 +59,18 @@ def load_source(source: str, columns: str | None = None) -> Data:
     FileNotFoundError
         If `source` is neither an existing file nor a bundled dataset name.
     ValueError
-        If the file cannot be parsed, a column is unknown or not numeric, or no numeric
-        column is left.
+        If the file cannot be read (empty, binary, no data rows, ...), a column is unknown
+        or not numeric, a numeric column has unparseable cells, or no numeric column is
+        left (see :func:`bayesgmm.datasets.load_table`).
     """
-    path = Path(source)
-    if path.exists():
-        if path.is_dir():
-            raise ValueError(f"{source} is a directory, not a CSV file")
-        try:
-            frame, kind = pd.read_csv(path), "csv"
-        except (ValueError, pd.errors.ParserError) as err:
-            raise ValueError(f"could not read {source} as CSV: {err}") from None
-    elif source in DATASET_NAMES:
-        frame, kind = load_dataset(source), "dataset"
-    else:
-        raise FileNotFoundError(
-            f"{source!r} is neither an existing file nor a bundled dataset "
-            f"(bundled datasets: {', '.join(DATASET_NAMES)})"
-        )
-    frame.columns = [str(name) for name in frame.columns]
-    numeric = [name for name in frame.columns if pd.api.types.is_numeric_dtype(frame[name])]
-    if columns is None:
-        selected = numeric
-        if not selected:
-            raise ValueError(f"{source} has no numeric columns")
-    else:
-        selected = [name.strip() for name in columns.split(",")]
-        if "" in selected or len(set(selected)) != len(selected):
+    names = None
+    if columns is not None:
+        names = [name.strip() for name in columns.split(",")]
+        if "" in names or len(set(names)) != len(names):
             raise ValueError(f"--columns must be distinct, non-empty names, got {columns!r}")
-        unknown = [name for name in selected if name not in frame.columns]
-        if unknown:
-            available = ", ".join(frame.columns)
-            raise ValueError(f"unknown column(s) {unknown} in {source}; available: {available}")
-        text = [name for name in selected if name not in numeric]
-        if text:
-            raise ValueError(f"column(s) {text} in {source} are not numeric")
-    ignored = [name for name in frame.columns if name not in numeric]
-    X = frame[selected].to_numpy(dtype=np.float64)
-    return Data(X, selected, source, kind, ignored if columns is None else [])
+    table = load_table(source, names, numeric=True)
+    X = table.frame.to_numpy(dtype=np.float64)
+    return Data(X, list(table.frame.columns), source, table.kind, list(table.ignored))
 
 
 def summarize(model: GaussianMixture, data: Data) -> dict:
@@ -178,7 +147,7 @@ def format_summary(summary: dict) -> str:
         f"model: K = {model['n_components']}, covariance '{model['covariance_type']}', {estimator}",
     ]
     if data["ignored_columns"]:
-        lines.append(f"       non-numeric columns ignored: {', '.join(data['ignored_columns'])}")
+        lines.append(f"       {ignored_columns_note(data['ignored_columns'])}")
     for k, weight in enumerate(summary["weights"]):
         rows = [
             ("mean", [f"{v:.6g}" for v in summary["means"][k]]),
@@ -282,20 +251,27 @@ def _fit(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
 
 
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as one ``bayesgmm: warning: ...`` line on stderr."""
+    print(f"bayesgmm: warning: {message}", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> None:
     from bayesgmm.run import run_spec
 
-    result = run_spec(
-        args.spec, directory=args.out, overwrite=args.overwrite, progress=not args.quiet
-    )
+    with warnings.catch_warnings():
+        warnings.showwarning = _print_warning
+        result = run_spec(
+            args.spec, directory=args.out, overwrite=args.overwrite, progress=not args.quiet
+        )
     verdict = f"; cross-check verdict: {result.verdict}" if result.verdict else ""
     print(f"wrote {len(result.files)} files to {result.directory}{verdict}")
     print(f"report: {result.directory / 'report.md'}")
 
 
 def _datasets() -> None:
-    rows = [(name, load_dataset(name)) for name in DATASET_NAMES]
-    width = max(len(name) for name in DATASET_NAMES)
+    rows = [(name, load_dataset(name)) for name in BUNDLED_DATASETS]
+    width = max(len(name) for name in BUNDLED_DATASETS)
     print(f"{'name'.ljust(width)}  samples  features  columns")
     for name, frame in rows:
         n, d = frame.shape

@@ -1,9 +1,14 @@
-"""Datasets for mixture modelling: bundled classics, synthetic mixtures and MovieLens.
+"""Datasets for mixture modelling: bundled classics, CSV files, synthetic mixtures, MovieLens.
 
-Three groups of loaders live here:
+Four groups of loaders live here:
 
 * the small classic datasets shipped inside the package (``load_faithful``,
-  ``load_galaxies``, ``load_geyser``, and ``load_dataset`` to pick one by name);
+  ``load_galaxies``, ``load_geyser``, and ``load_dataset`` to pick one by name from
+  :data:`BUNDLED_DATASETS`);
+* ``load_table``, the one reader of "a CSV file or a bundled dataset name" (``bayesgmm fit``
+  and ``bayesgmm run``): it says which columns it left out, refuses a numeric column with a
+  few unparseable cells (naming them), and names the file and the problem when a CSV is
+  empty, header-only or not text;
 * ``make_mixture``, which draws a Gaussian mixture with a known, exactly controlled
   c-separation (Dasgupta 1999) and samples from it;
 * ``load_movielens``, which reads the GroupLens MovieLens 100K ratings from a local copy
@@ -19,6 +24,7 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -27,16 +33,21 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from bayesgmm.em.gaussian import full_covariances
+from bayesgmm._validation import check_positive_int
+from bayesgmm.em.gaussian import check_covariance_type, full_covariances
 
 __all__ = [
+    "BUNDLED_DATASETS",
     "MOVIELENS_100K_URL",
     "SyntheticMixture",
+    "Table",
+    "ignored_columns_note",
     "load_dataset",
     "load_faithful",
     "load_galaxies",
     "load_geyser",
     "load_movielens",
+    "load_table",
     "make_mixture",
 ]
 
@@ -133,6 +144,8 @@ _BUNDLED_LOADERS = {
     "galaxies": load_galaxies,
     "geyser": load_geyser,
 }
+#: Names of the datasets shipped in the package (for :func:`load_dataset`).
+BUNDLED_DATASETS: tuple[str, ...] = tuple(_BUNDLED_LOADERS)
 
 
 def load_dataset(name: str) -> pd.DataFrame:
@@ -162,10 +175,189 @@ def load_dataset(name: str) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------
+# A CSV file or a bundled dataset, by name
+# ---------------------------------------------------------------------------
+
+_SNIFF_BYTES = 1 << 16  # how much of a file is checked for binary content
+_MAX_LISTED = 5  # bad cells named in an error
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """Columns read by :func:`load_table`, with where they came from and what was left out.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The selected columns, in order, with string column names.
+    source : str
+        The source as given (a path or a bundled dataset name).
+    kind : {"csv", "dataset"}
+        Whether `source` was read as a CSV file or is a bundled dataset.
+    ignored : tuple of str
+        Columns left out because they are not numeric (only when no columns were named).
+    """
+
+    frame: pd.DataFrame
+    source: str
+    kind: str
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def note(self) -> str | None:
+        """What was left out, in words (:func:`ignored_columns_note`), or None."""
+        return ignored_columns_note(self.ignored) if self.ignored else None
+
+
+def ignored_columns_note(columns: Sequence[str]) -> str:
+    """The one wording, in ``bayesgmm fit`` and ``bayesgmm run``, of the columns left out."""
+    return f"non-numeric columns ignored: {', '.join(columns)}"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """``pandas.read_csv(path)``, or ValueError naming the file and what is wrong with it."""
+    prefix = f"could not read {path} as CSV"
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if not head:
+        raise ValueError(f"{prefix}: the file is empty (0 bytes)")
+    if b"\0" in head:
+        raise ValueError(
+            f"{prefix}: it is not a text file (it holds NUL bytes: binary data, such as a "
+            "spreadsheet or an archive?); export the data as a UTF-8 CSV with a header row"
+        )
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{prefix}: it has no header row (the file holds only blank lines)"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{prefix}: it is not UTF-8 text (it holds byte 0x{err.object[err.start]:02x}); "
+            "save it as UTF-8, or export the data as a CSV if the file is binary"
+        ) from None
+    except (ValueError, pd.errors.ParserError) as err:
+        raise ValueError(f"{prefix}: {err}") from None
+    if frame.empty:
+        columns = ", ".join(map(str, frame.columns))
+        raise ValueError(f"{path} has a header row ({columns}) but no data rows")
+    return frame
+
+
+def _bad_cells(column: pd.Series) -> pd.Series | None:
+    """The unparseable cells of a column that is numeric but for them, else None.
+
+    A non-numeric column is read as numbers with a few bad cells when more than half of
+    its non-empty cells parse as numbers; otherwise it is a text column.
+    """
+    values = column.dropna()
+    bad = pd.to_numeric(values, errors="coerce").isna()
+    if not bad.any() or bad.sum() * 2 >= len(values):
+        return None
+    return values[bad]
+
+
+def _check_cells(frame: pd.DataFrame, name: str, source: str) -> None:
+    """ValueError naming the cells if column ``name`` is numeric but for a few cells."""
+    bad = _bad_cells(frame[name])
+    if bad is None:
+        return
+    rows = list(frame.index.get_indexer(bad.index) + 1)
+    listed = ", ".join(
+        f"row {row}: {value!r}" for row, value in zip(rows[:_MAX_LISTED], bad, strict=False)
+    )
+    more = f" and {len(rows) - _MAX_LISTED} more" if len(rows) > _MAX_LISTED else ""
+    raise ValueError(
+        f"column {name!r} of {source} is numeric but for {len(rows)} cell(s) that are not "
+        f"numbers ({listed}{more}; rows counted from 1 after the header): fix them, or "
+        "leave a missing value empty"
+    )
+
+
+def load_table(
+    source: str,
+    columns: Sequence[str] | None = None,
+    *,
+    base: str | os.PathLike[str] | None = None,
+    numeric: bool = True,
+) -> Table:
+    """Read a CSV file or a bundled dataset and select its numeric (or named) columns.
+
+    Parameters
+    ----------
+    source : str
+        Path of a CSV file with a header row (relative to `base`), or the name of a
+        bundled dataset (:data:`BUNDLED_DATASETS`). An existing path wins over a dataset
+        of the same name.
+    columns : sequence of str, optional
+        The columns to use, in this order. By default every numeric column; the others
+        are left out and listed in :attr:`Table.ignored`.
+    base : path, optional
+        Directory a relative `source` is resolved against (default: the working
+        directory).
+    numeric : bool, default True
+        Whether named `columns` must be numeric (with ``False`` they are returned as read,
+        e.g. user and item ids).
+
+    Returns
+    -------
+    Table
+
+    Raises
+    ------
+    FileNotFoundError
+        If `source` is neither an existing file nor a bundled dataset name.
+    ValueError
+        If the file is a directory, empty (0 bytes), binary or not UTF-8, has no header
+        or no data rows, or cannot be parsed; if a named column is unknown (or, with
+        `numeric`, not numeric); if a numeric column has unparseable cells (their rows
+        and values are named); or if no numeric column is left.
+    """
+    path = Path(source) if base is None else Path(base) / source
+    if path.exists():
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory, not a CSV file")
+        frame, kind, where = _read_csv(path), "csv", str(path)
+    elif source in BUNDLED_DATASETS:
+        frame, kind, where = load_dataset(source), "dataset", source
+    else:
+        looked = f" (looked for {path})" if path != Path(source) else ""
+        raise FileNotFoundError(
+            f"{source!r} is neither an existing file{looked} nor a bundled dataset "
+            f"(bundled datasets: {', '.join(BUNDLED_DATASETS)})"
+        )
+    frame.columns = [str(name) for name in frame.columns]
+    is_numeric = {name: pd.api.types.is_numeric_dtype(frame[name]) for name in frame.columns}
+    if columns is None:
+        for name in frame.columns:
+            if not is_numeric[name]:
+                _check_cells(frame, name, where)
+        selected = [name for name in frame.columns if is_numeric[name]]
+        if not selected:
+            raise ValueError(f"{where} has no numeric columns")
+        ignored = tuple(name for name in frame.columns if not is_numeric[name])
+    else:
+        selected = list(columns)
+        unknown = [name for name in selected if name not in frame.columns]
+        if unknown:
+            available = ", ".join(frame.columns)
+            raise ValueError(f"unknown column(s) {unknown} in {where}; available: {available}")
+        if numeric:
+            for name in selected:
+                if not is_numeric[name]:
+                    _check_cells(frame, name, where)
+            text = [name for name in selected if not is_numeric[name]]
+            if text:
+                raise ValueError(f"column(s) {text} in {where} are not numeric")
+        ignored = ()
+    return Table(frame[selected], source, kind, ignored)
+
+
+# ---------------------------------------------------------------------------
 # Synthetic mixtures
 # ---------------------------------------------------------------------------
 
-_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _EIGENVALUE_RANGE = (0.5, 2.0)
 _DIRICHLET_CONCENTRATION = 5.0
 
@@ -198,12 +390,6 @@ class SyntheticMixture:
     means: np.ndarray
     covariances: np.ndarray
     covariance_type: str
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def _random_rotation(rng: np.random.Generator, d: int) -> np.ndarray:
@@ -318,9 +504,9 @@ def make_mixture(
     4. labels drawn independently from ``Categorical(weights)``, and
        ``X[i] ~ Normal(means[labels[i]], covariance of component labels[i])``.
     """
-    n = _check_positive_int(n, "n")
-    k = _check_positive_int(k, "k")
-    d = _check_positive_int(d, "d")
+    n = check_positive_int(n, "n")
+    k = check_positive_int(k, "k")
+    d = check_positive_int(d, "d")
     if (
         isinstance(separation, bool)
         or not isinstance(separation, numbers.Real)
@@ -328,9 +514,7 @@ def make_mixture(
         or separation < 0
     ):
         raise ValueError(f"separation must be a finite number >= 0, got {separation!r}")
-    if covariance_type not in _COVARIANCE_TYPES:
-        allowed = ", ".join(repr(name) for name in _COVARIANCE_TYPES)
-        raise ValueError(f"covariance_type must be one of {allowed}, got {covariance_type!r}")
+    check_covariance_type(covariance_type)
 
     rng = np.random.default_rng(seed)
     weights = rng.dirichlet(np.full(k, _DIRICHLET_CONCENTRATION))

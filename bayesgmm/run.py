@@ -1,27 +1,33 @@
 """Reproducible runs from a spec: ``bayesgmm run models/<spec>.toml`` (or :func:`run_spec`).
 
-A run fits what the spec asks for and writes into its output directory:
+This is the family-neutral driver.  It looks the spec's family up in the registry
+(:data:`bayesgmm.spec.FAMILIES`: module names, imported on use; the families import this
+module, never the reverse, see "Families" in :mod:`bayesgmm.spec`), has the family load
+the data and fit, and writes what every run has:
 
-- ``MANIFEST.json``: the validated spec, package versions, timings, the verdict, and every
-  file with its SHA-256.  It is written last: a directory without it is not a result.
-- GMM with NUTS: ``posterior.nc`` (the fitted :class:`bayesgmm.BayesGMM`, reloadable with
-  ``BayesGMM.load``), ``summary.csv`` (ArviZ summary of the model variables),
-  ``crosscheck.csv`` (EM/MAP vs posterior table), ``report.md``; figures ``components.png``
-  (ellipses, D >= 2) or ``density.png`` (1-D), ``responsibilities.png``, ``rank.png``,
-  ``trace.png``, ``pair.png``; with a K sweep also ``k_selection.csv`` and
-  ``k_selection.png`` (the selected K is reported in full).
-- GMM with EM or MAP: ``em.nc`` (``GaussianMixture.load``), ``parameters.csv`` (EM and, for
-  MAP, MAP values of weights, means, sds, correlations), ``report.md`` and the
-  components/density figure.
-- MPMA: see :func:`bayesgmm.mpma.run.run_mpma` (``mpma.nc``, metrics, report).
+- ``report.md``: the spec's name and description, the family's data paragraph (and the
+  columns the loader left out), the family's sections, then the figures;
+- the family's figures, as PNG;
+- ``MANIFEST.json``: the validated spec, package versions, timings, the verdict, the
+  family's extra entries, and every file with its SHA-256.  It is written last: a
+  directory without it is not a result.
+
+The family writes its own data files (fits, tables) into :attr:`RunContext.directory`;
+see :mod:`bayesgmm.gmm.run` and :mod:`bayesgmm.mpma.run` for what each writes.
 
 **Atomicity.** Everything is written to a hidden staging directory beside the target
 (``.<name>.partial-<pid>``) that is renamed into place only when complete; an interrupted
-run leaves at most the staging directory, never a directory that looks complete.  An
-existing result is replaced only with ``overwrite=True`` (``--overwrite``).
+run leaves at most the staging directory, never a directory that looks complete, and the
+next run into the same target removes the staging directories of processes that are no
+longer alive.  An existing result is replaced only with ``overwrite=True``
+(``--overwrite``), and only if it is one: a directory holding this driver's
+``MANIFEST.json`` and no file that manifest does not list, or an empty directory.  Any
+other target (a file, a symbolic link, a directory of other files) is refused before
+anything is read, fitted or written.
 
-**Reproducibility.** Every random step is seeded from ``inference.seed``; re-running a spec
-reproduces the numbers (EM, MAP and the NUTS draws).
+**Reproducibility.** Every random step is seeded from ``inference.seed`` (families draw
+their streams from :meth:`RunContext.seeds`); re-running a spec reproduces the numbers
+(EM, MAP and the NUTS draws).
 """
 
 from __future__ import annotations
@@ -33,18 +39,35 @@ import platform
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from bayesgmm.spec import Spec, SpecError, load_spec
+from bayesgmm.datasets import Table, load_table
+from bayesgmm.spec import Spec, SpecError, family_module, load_spec
 
-__all__ = ["RunResult", "load_spec_data", "run_spec"]
+__all__ = [
+    "FIGURE_DPI",
+    "MANIFEST",
+    "REPORT",
+    "FamilyOutput",
+    "FigureFile",
+    "RunContext",
+    "RunResult",
+    "load_spec_data",
+    "run_spec",
+]
 
 MANIFEST = "MANIFEST.json"
+REPORT = "report.md"
+#: Resolution of the figures written, unless a :class:`FigureFile` says otherwise.
+FIGURE_DPI = 110
+_STAGING = ".{name}.partial-"  # + the pid of the run writing it
+_LISTED = 5  # entries named when a target is refused
 
 
 @dataclass
@@ -55,6 +78,55 @@ class RunResult:
     files: list[str]
     verdict: str | None
     manifest: dict
+
+
+@dataclass(frozen=True, eq=False)
+class FigureFile:
+    """A figure for the driver to write as PNG.
+
+    Attributes
+    ----------
+    name : str
+        File name, ending in ``.png``.
+    figure : matplotlib.figure.Figure
+        Closed by the driver once written.
+    dpi : float or "figure"
+        Resolution: :data:`FIGURE_DPI` by default, ``"figure"`` for the figure's own
+        (ArviZ's figures).
+    """
+
+    name: str
+    figure: Any
+    dpi: float | str = FIGURE_DPI
+
+
+@dataclass(eq=False)
+class FamilyOutput:
+    """What a family's ``run`` returns to the driver.
+
+    Attributes
+    ----------
+    data : str
+        One paragraph on the data fitted (markdown), after the title and description.
+    sections : list of str
+        The report's lines after the data paragraph (markdown), without the figures.
+    files : list of str
+        The data files the family wrote into :attr:`RunContext.directory`: every entry
+        there, none of ``report.md``, ``MANIFEST.json`` or the figures' names.
+    figures : list of FigureFile
+        In the order the report shows them; none when ``output.figures`` is false.
+    verdict : str or None
+        The cross-check's verdict, if the run has one.
+    manifest : dict
+        Extra entries of ``MANIFEST.json`` (after the verdict).
+    """
+
+    data: str
+    sections: list[str]
+    files: list[str]
+    figures: list[FigureFile] = field(default_factory=list)
+    verdict: str | None = None
+    manifest: dict = field(default_factory=dict)
 
 
 class _Progress:
@@ -81,34 +153,60 @@ class _Progress:
         return out
 
 
-def load_spec_data(spec: Spec) -> pd.DataFrame:
-    """The spec's data: a bundled dataset, a CSV (relative to the spec file) or MovieLens."""
-    from bayesgmm.datasets import load_dataset, load_movielens
+class RunContext:
+    """What the driver hands a family's ``run``.
 
-    if spec.source == "movielens-100k":
-        return load_movielens("100k", data_home=spec.data_path)
+    Attributes
+    ----------
+    directory : Path
+        Where the family writes its data files (the run's staging directory).
+    seed : int
+        ``inference.seed``.
+    progress : bool
+        Whether to show progress (e.g. the sampler's progress bar).
+    """
+
+    def __init__(self, directory: Path, seed: int, progress: _Progress):
+        self.directory = directory
+        self.seed = seed
+        self.progress = progress.enabled
+        self._step = progress
+
+    def step(self, stage: str, fn: Callable, *args, **kwargs):
+        """``fn(*args, **kwargs)``, timed into the manifest as ``stage`` and announced."""
+        return self._step(stage, fn, *args, **kwargs)
+
+    def seeds(self, n: int) -> list[int]:
+        """``n`` independent seeds, the run's random streams, from ``inference.seed``."""
+        return [int(s) for s in np.random.SeedSequence(self.seed).generate_state(n)]
+
+
+def load_spec_data(spec: Spec, *, numeric: bool = True) -> Table:
+    """The spec's CSV file (relative to the spec file) or bundled dataset.
+
+    Parameters
+    ----------
+    spec : Spec
+    numeric : bool, default True
+        Whether the columns named in ``data.columns`` must be numeric (see
+        :func:`bayesgmm.datasets.load_table`).
+
+    Returns
+    -------
+    bayesgmm.datasets.Table
+
+    Raises
+    ------
+    SpecError
+        If ``data.source`` is neither a file nor a bundled dataset.
+    ValueError
+        If the file or its columns cannot be used (the message says why).
+    """
     base = spec.origin.parent if spec.origin is not None else Path.cwd()
-    path = base / spec.source
-    if path.is_file():
-        frame = pd.read_csv(path)
-    else:
-        try:
-            frame = load_dataset(spec.source)
-        except ValueError as err:
-            raise SpecError(
-                f"data.source = {spec.source!r} is neither a file (looked for {path}) nor a "
-                f"bundled dataset: {err}"
-            ) from None
-    if spec.columns is not None:
-        missing = [c for c in spec.columns if c not in frame.columns]
-        if missing:
-            raise SpecError(
-                f"data.columns {missing} not in the data; available: {list(frame.columns)}"
-            )
-        frame = frame[list(spec.columns)]
-    else:
-        frame = frame.select_dtypes("number")
-    return frame
+    try:
+        return load_table(spec.source, spec.columns, base=base, numeric=numeric)
+    except FileNotFoundError as err:
+        raise SpecError(f"data.source = {err}") from None
 
 
 def _sha256(path: Path) -> str:
@@ -131,13 +229,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _save_figure(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def _spec_dict(spec: Spec) -> dict:
     out = asdict(spec)
     for key in ("data_path", "directory", "origin"):
@@ -147,186 +238,121 @@ def _spec_dict(spec: Spec) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------- GMM
+# ----------------------------------------------------------------------------- output
 
 
-def _point_parameters(em, map_estimate, covariance_type: str) -> pd.DataFrame:
-    from bayesgmm.gmm.crosscheck import flatten_reporting, reporting_parameters
-
-    def flat(w, m, c):
-        rep = reporting_parameters(w, m, c, covariance_type, from_cholesky=False)
-        return flatten_reporting(rep, covariance_type)
-
-    names, em_values = flat(em.weights_, em.means_, em.covariances_)
-    table = pd.DataFrame({"em": em_values}, index=pd.Index(names, name="parameter"))
-    if map_estimate is not None:
-        table["map"] = flat(
-            map_estimate["weights"], map_estimate["means"], map_estimate["covariances"]
-        )[1]
-    return table
+def _listing(names: list[str]) -> str:
+    more = f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+    return ", ".join(names[:_LISTED]) + more
 
 
-def _component_figure(model, X: pd.DataFrame):
-    from bayesgmm.gmm.plotting import plot_components, plot_density
-
-    ax = plot_density(model, X) if X.shape[1] == 1 else plot_components(model, X)
-    return ax.figure, "density.png" if X.shape[1] == 1 else "components.png"
-
-
-def _arviz_figures(model, out: Path) -> list[str]:
-    import arviz as az
-
-    names = ["weights", "means", "sigmas"]
-    size = {"layout": "constrained"}
-    written = []
-    for filename, make in (
-        ("rank.png", lambda: az.plot_rank(model.idata_, var_names=names, figure_kwargs=size)),
-        (
-            "trace.png",
-            lambda: az.plot_trace_dist(
-                model.idata_, var_names=["weights", "means"], compact=False, figure_kwargs=size
-            ),
-        ),
-        ("pair.png", lambda: az.plot_pair(model.idata_, var_names=["means"])),
-    ):
-        pc = make()
-        pc.savefig(out / filename)
-        written.append(filename)
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-    return written
+def _not_a_result(directory: Path) -> str | None:
+    """Why the existing ``directory`` may not be replaced, or None (empty, or a result)."""
+    entries = sorted(p.name for p in directory.iterdir())
+    if not entries:
+        return None
+    if MANIFEST not in entries:
+        return f"is not a bayesgmm run result (no {MANIFEST}; it holds {_listing(entries)})"
+    try:
+        files = json.loads((directory / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        files = None
+    if not isinstance(files, dict):
+        return f"has a {MANIFEST} that is not a bayesgmm run manifest"
+    extra = [name for name in entries if name != MANIFEST and name not in files]
+    if extra:
+        return f"holds files that bayesgmm run did not write ({_listing(extra)})"
+    return None
 
 
-def _run_gmm(spec: Spec, X: pd.DataFrame, out: Path, step: _Progress) -> tuple[str | None, dict]:
-    from bayesgmm.gmm.estimator import BayesGMM, _point_from_chol, fit_point_estimates
-    from bayesgmm.gmm.plotting import plot_responsibilities
-
-    report = [f"# {spec.name}", "", spec.description, ""]
-    report += [
-        f"Data: `{spec.source}`, {X.shape[0]} observations x {X.shape[1]} features "
-        f"({', '.join(map(str, X.columns))}).",
-        "",
-    ]
-    extra: dict = {}
-    figures: list[str] = []
-    priors = spec.priors or None
-    settings = dict(
-        covariance_type=spec.covariance_type, priors=priors, order_feature=spec.order_feature
-    )
-    if spec.method in ("em", "map"):
-        k = spec.n_components[0]
-        if spec.is_sweep:
-            raise SpecError("a sweep over K needs inference.method = 'nuts' (it compares LOO)")
-        seeds = np.random.SeedSequence(spec.seed).generate_state(2)
-        if spec.method == "map":
-            em, _, point = step(
-                "EM + MAP",
-                fit_point_estimates,
-                X,
-                k,
-                **settings,
-                em_n_init=spec.em_n_init,
-                em_seed=int(seeds[0]),
-                map_seed=int(seeds[1]),
-            )
-            map_est = _point_from_chol(
-                point["weights"], point["means"], point["chol_cov"], spec.covariance_type
-            )
-        else:
-            from bayesgmm.em.estimator import GaussianMixture
-
-            em = step(
-                "EM",
-                GaussianMixture(
-                    k,
-                    covariance_type=spec.covariance_type,
-                    n_init=spec.em_n_init,
-                    random_state=int(seeds[0]),
-                ).fit,
-                X,
-            )
-            map_est = None
-        em.save(out / "em.nc")
-        params = _point_parameters(em, map_est, spec.covariance_type)
-        params.to_csv(out / "parameters.csv")
-        report += ["## Point estimates", "", "```", params.to_string(), "```", ""]
-        report += [
-            f"EM log-likelihood {em.score(X) * len(X):.4f}, BIC {em.bic(X):.3f}, "
-            f"converged {em.converged_} after {em.n_iter_} iterations.",
-            "",
-        ]
-        if spec.figures:
-            fig, name = _component_figure(em, X)
-            _save_figure(fig, out / name)
-            figures.append(name)
-        verdict = None
-    else:
-        common = dict(
-            chains=spec.chains,
-            draws=spec.draws,
-            tune=spec.tune,
-            em_n_init=spec.em_n_init,
-            progressbar=step.enabled,
-            **settings,
+def _check_target(final: Path, overwrite: bool) -> None:
+    """Raise FileExistsError unless ``final`` is absent, or a result to ``overwrite``."""
+    fix = "pass another output directory (CLI: --out); nothing was changed"
+    if final.is_symlink():
+        raise FileExistsError(f"{final} is a symbolic link, not a run directory: {fix}")
+    if not final.exists():
+        return
+    if not final.is_dir():
+        raise FileExistsError(
+            f"{final} is a file, not a directory: bayesgmm run writes a directory of "
+            f"results and never replaces a file; {fix}"
         )
-        if spec.is_sweep:
-            from bayesgmm.gmm.selection import select_n_components
-
-            selection = step(
-                f"K sweep {list(spec.n_components)}",
-                select_n_components,
-                X,
-                spec.n_components,
-                random_state=spec.seed,
-                **common,
-            )
-            selection.table.to_csv(out / "k_selection.csv")
-            k = selection.choice_loo_parsimonious if spec.select == "loo" else selection.choice_bic
-            model = selection.bayes_fits[k]
-            report += [
-                "## Choosing K",
-                "",
-                "```",
-                selection.to_text(),
-                "```",
-                "",
-                f"Selected by {spec.select}: K = {k}.",
-                "",
-            ]
-            extra["selected_k"] = k
-            if spec.figures:
-                _save_figure(selection.plot(), out / "k_selection.png")
-                figures.append("k_selection.png")
-        else:
-            k = spec.n_components[0]
-            model = step(f"BayesGMM K={k}", BayesGMM(k, random_state=spec.seed, **common).fit, X)
-        model.save(out / "posterior.nc")
-        import arviz as az
-
-        az.summary(model.idata_, var_names=["weights", "means", "sigmas"], round_to="none").to_csv(
-            out / "summary.csv"
+    problem = _not_a_result(final)
+    if problem is not None:
+        raise FileExistsError(
+            f"{final} exists and {problem}: bayesgmm run replaces only a directory it "
+            f"wrote (with its {MANIFEST}) or an empty one, even with overwrite; move "
+            f"those files away or {fix}"
         )
-        model.crosscheck_.table.to_csv(out / "crosscheck.csv")
-        verdict = model.crosscheck_.verdict
-        report += [f"## Cross-check (K = {k})", "", "```", model.crosscheck_.to_text(), "```", ""]
-        if spec.figures:
-            fig, name = _component_figure(model, X)
-            _save_figure(fig, out / name)
-            _save_figure(plot_responsibilities(model, X).figure, out / "responsibilities.png")
-            figures += [name, "responsibilities.png"]
-            figures += step("ArviZ figures", _arviz_figures, model, out)
+    if not overwrite:
+        raise FileExistsError(
+            f"{final} exists; pass overwrite=True (CLI: --overwrite) or another directory"
+        )
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (True when that cannot be told)."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) is no probe there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True
+    return True
+
+
+def _remove_stale_staging(final: Path) -> None:
+    """Remove ``.<name>.partial-<pid>`` directories of ``final`` whose process is gone."""
+    prefix = _STAGING.format(name=final.name)
+    for entry in final.parent.iterdir():
+        pid = entry.name.removeprefix(prefix)
+        if pid == entry.name or not (pid.isascii() and pid.isdigit()):
+            continue
+        if int(pid) != os.getpid() and not _alive(int(pid)):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _check_files(spec: Spec, output: FamilyOutput, staging: Path) -> None:
+    """The family wrote exactly the data files it lists, and no name the driver writes."""
+    written = sorted(p.name for p in staging.iterdir())
+    reserved = {REPORT, MANIFEST, *(figure.name for figure in output.figures)}
+    if sorted(output.files) != written or reserved & set(written):
+        raise RuntimeError(
+            f"family {spec.family!r} wrote {written} and listed {sorted(output.files)}: a "
+            f"family lists every file it writes and writes none of {sorted(reserved)}"
+        )
+    bad = [figure.name for figure in output.figures if not figure.name.endswith(".png")]
+    if bad or len({figure.name for figure in output.figures}) != len(output.figures):
+        raise RuntimeError(f"family {spec.family!r}: figure names must be distinct *.png")
+
+
+def _write_figures(figures: list[FigureFile], directory: Path) -> None:
+    for figure in figures:
+        figure.figure.savefig(directory / figure.name, dpi=figure.dpi)
+
+
+def _close_figures(figures: list[FigureFile]) -> None:
     if figures:
-        report += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
-    (out / "report.md").write_text("\n".join(report))
-    return verdict, extra
+        import matplotlib.pyplot as plt
+
+        for figure in figures:
+            plt.close(figure.figure)
+
+
+def _report(spec: Spec, data: Table, output: FamilyOutput, figures: list[FigureFile]) -> str:
+    lines = [f"# {spec.name}", "", spec.description, "", output.data, ""]
+    if data.note:
+        lines += [data.note, ""]
+    lines += output.sections
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f.name}]({f.name})" for f in figures] + [""]
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- driver
-
-
-def _target(spec: Spec, directory: str | Path | None) -> Path:
-    return Path(directory) if directory is not None else spec.directory
 
 
 def run_spec(
@@ -344,36 +370,56 @@ def run_spec(
     directory : path, optional
         Output directory (default: the spec's ``output.directory``).
     overwrite : bool
-        Replace an existing result; otherwise an existing directory is an error.
+        Replace an existing result; otherwise an existing directory is an error.  Only
+        a directory this driver wrote (or an empty one) is ever replaced.
     progress : bool
         Stage messages and the sampler's progress bar.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    FileExistsError
+        If the output directory exists and may not be replaced (nothing is touched).
+    SpecError, ValueError
+        If the spec or its data are invalid.
+
+    Warns
+    -----
+    UserWarning
+        When the data loader left columns out (also said in the report).
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
-    final = _target(spec, directory)
-    if final.exists() and not overwrite:
-        raise FileExistsError(
-            f"{final} exists; pass overwrite=True (CLI: --overwrite) or another directory"
-        )
+    family = family_module(spec.family)
+    final = Path(directory) if directory is not None else spec.directory
+    _check_target(final, overwrite)
     step = _Progress(progress)
-    X = step("load data", load_spec_data, spec)
+    data = step("load data", family.load_data, spec)
+    if data.note:
+        warnings.warn(f"{data.source}: {data.note}", UserWarning, stacklevel=2)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".{final.name}.partial-{os.getpid()}"
+    _remove_stale_staging(final)
+    staging = final.parent / f"{_STAGING.format(name=final.name)}{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        if spec.family == "gmm":
-            verdict, extra = _run_gmm(spec, X, staging, step)
-        else:
-            from bayesgmm.mpma.run import run_mpma
-
-            verdict, extra = run_mpma(spec, X, staging, step)
+        output = family.run(spec, data, RunContext(staging, spec.seed, step))
+        figures = output.figures if spec.figures else []
+        try:
+            _check_files(spec, output, staging)
+            _write_figures(figures, staging)
+        finally:
+            _close_figures(output.figures)
+        (staging / REPORT).write_text(_report(spec, data, output, figures))
         files = sorted(p.name for p in staging.iterdir())
         manifest = {
             "complete": True,
             "spec": _spec_dict(spec),
-            "verdict": verdict,
-            **extra,
+            "verdict": output.verdict,
+            **output.manifest,
             "versions": _versions(),
             "timings_s": step.timings,
             "files": {name: _sha256(staging / name) for name in files},
@@ -381,6 +427,7 @@ def run_spec(
         tmp = staging / f"{MANIFEST}.tmp"
         tmp.write_text(json.dumps(manifest, indent=2, default=str))
         os.replace(tmp, staging / MANIFEST)
+        _check_target(final, overwrite)  # again: the target may have changed meanwhile
         if final.exists():
             old = final.parent / f".{final.name}.old-{os.getpid()}"
             os.replace(final, old)
@@ -391,4 +438,4 @@ def run_spec(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return RunResult(final, [*files, MANIFEST], verdict, manifest)
+    return RunResult(final, [*files, MANIFEST], output.verdict, manifest)

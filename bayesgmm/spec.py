@@ -1,7 +1,9 @@
 """Run specifications: one TOML file describes the data, the model, the inference and the
-outputs of a reproducible run (``bayesgmm run models/<spec>.toml``).
+outputs of a reproducible run (``bayesgmm run models/<spec>.toml``), and the registry of the
+model families a spec can name.
 
-Schema (every key is optional unless marked required; defaults in brackets)::
+Schema of the keys every family shares (optional unless marked required; defaults in
+brackets)::
 
     name = "faithful"                 # required; names the default output directory
     description = "..."               # free text, copied into the report
@@ -9,21 +11,12 @@ Schema (every key is optional unless marked required; defaults in brackets)::
     [data]
     source = "faithful"               # required: a bundled dataset (faithful, galaxies,
                                       # geyser), a CSV path (relative to the spec file), or
-                                      # "movielens-100k"
+                                      # "movielens-100k" (family mpma)
     columns = ["eruptions", "waiting"]  # [all numeric columns]
     path = "../shared/data/ml-100k"   # local copy for movielens-100k [download + cache]
 
     [model]
-    family = "gmm"                    # "gmm" | "mpma" ["gmm"]
-    n_components = 2                  # int, or a list of ints: a sweep over K (gmm)
-    covariance_type = "full"          # "full" | "tied" | "diag" | "spherical" ["full"]
-    order_feature = 0                 # int, or false to switch ordering off [0]
-    select = "loo"                    # K of a sweep to report in full: "loo" | "bic" ["loo"]
-    [model.priors]                    # gmm: weights_alpha, means_mu, means_sigma,
-                                      # sigma_scale, lkj_eta [data-scaled defaults]
-    estimator = "map-em"              # mpma: "map-em" (MPMA) | "gibbs" (GibbsMPMA) ["map-em"]
-    [model.options]                   # mpma: keyword arguments of the estimator class
-                                      # (model.priors: fields of MPMAPriors / GibbsPriors)
+    family = "gmm"                    # a registered family: "gmm" | "mpma" ["gmm"]
 
     [inference]
     method = "nuts"                   # "em" | "map" | "nuts" ["nuts"]
@@ -31,60 +24,81 @@ Schema (every key is optional unless marked required; defaults in brackets)::
     draws = 1000                      # [1000]
     tune = 1000                       # [1000]
     seed = 1                          # [0]
-    em_n_init = 5                     # [5]
-    holdout = 0.2                     # mpma: fraction of ratings held out for RMSE [0.2]
-    subsample = [150, 200]            # mpma + nuts: densest users x items cross-checked
-                                      # by NUTS [[150, 200]]
-    subsample_factors = 2             # mpma + nuts: factors of the subsample model [2]
 
     [output]
     directory = "runs/faithful"       # relative to the working directory [runs/<name>]
     figures = true                    # [true]
 
-An invalid spec raises :class:`SpecError` (a ``ValueError``) naming the key, the value and
-the allowed values.
+``[model]`` and ``[inference]`` take further keys of the chosen family, documented (and
+validated) by the family's module: :mod:`bayesgmm.gmm.run` (``n_components``, a sweep
+over K, ``covariance_type``, ``order_feature``, ``select``, ``priors``; ``em_n_init``) and
+:mod:`bayesgmm.mpma.run` (``estimator``, ``options``, ``priors``; ``holdout``,
+``subsample``, ``subsample_factors``).  A key of another family is an error naming that
+family.  An invalid spec raises :class:`SpecError` (a ``ValueError``) naming the key, the
+value and the allowed values.
+
+Families
+--------
+:data:`FAMILIES` maps each ``model.family`` to the module that implements it, by name: the
+module is imported on first use (:func:`family_module`).  The dependency runs one way:
+a family module imports the driver's public API (this module and :mod:`bayesgmm.run`),
+and neither driver module imports a family module; the registry names them, as data.
+So there is no import cycle, hidden or not, and adding a family is one module plus one
+line here.  A family module provides:
+
+``KEYS``
+    ``{"model": (...), "inference": (...)}``: its keys of those tables.  Each key sets the
+    :class:`Spec` field of the same name (a new family adds its fields to :class:`Spec`,
+    whose fields are also the ``spec`` entry of ``MANIFEST.json``).
+``check_spec(spec, model, inference) -> Spec``
+    Validate the family's own keys (``model`` and ``inference`` hold just those, as read
+    from TOML) and return ``spec`` with their fields set; raise :class:`SpecError` naming
+    the key and the allowed values.  ``spec`` has the shared keys set and the family's
+    fields at their defaults.  No fitting, no reading of data.
+``load_data(spec) -> bayesgmm.datasets.Table``
+    The data, usually by :func:`bayesgmm.run.load_spec_data`.
+``run(spec, data, context) -> bayesgmm.run.FamilyOutput``
+    Fit; write its data files into ``context.directory``; return the report's sections,
+    the figures, the files it wrote, the verdict and extra manifest entries.  The driver
+    (:func:`bayesgmm.run.run_spec`) writes ``report.md``, the figures and
+    ``MANIFEST.json``, and owns the output directory, its atomicity and the seeds.
 """
 
 from __future__ import annotations
 
+import importlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-__all__ = ["Spec", "SpecError", "load_spec", "parse_spec"]
+__all__ = [
+    "FAMILIES",
+    "FAMILY_API",
+    "Spec",
+    "SpecError",
+    "family_module",
+    "load_spec",
+    "parse_spec",
+    "spec_choice",
+    "spec_int",
+    "spec_table",
+]
 
-FAMILIES = ("gmm", "mpma")
+#: The model families: ``model.family`` -> the module implementing it (imported on use).
+FAMILIES: dict[str, str] = {"gmm": "bayesgmm.gmm.run", "mpma": "bayesgmm.mpma.run"}
+#: What a family module provides (see "Families" in the module docstring).
+FAMILY_API = ("KEYS", "check_spec", "load_data", "run")
+#: Tables whose keys a family may add to.
+FAMILY_TABLES = ("model", "inference")
 METHODS = ("em", "map", "nuts")
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-SELECT = ("loo", "bic")
-MPMA_INFERENCE_KEYS = ("holdout", "subsample", "subsample_factors")
-MPMA_ESTIMATORS = ("map-em", "gibbs")
-GMM_PRIOR_KEYS = ("weights_alpha", "means_mu", "means_sigma", "sigma_scale", "lkj_eta")
+#: The keys every family shares, per table ("" is the top level).
 _TABLES = {
     "": ("name", "description", "data", "model", "inference", "output"),
     "data": ("source", "columns", "path"),
-    "model": (
-        "family",
-        "n_components",
-        "covariance_type",
-        "order_feature",
-        "select",
-        "priors",
-        "options",
-        "estimator",
-    ),
-    "inference": (
-        "method",
-        "chains",
-        "draws",
-        "tune",
-        "seed",
-        "em_n_init",
-        "holdout",
-        "subsample",
-        "subsample_factors",
-    ),
+    "model": ("family",),
+    "inference": ("method", "chains", "draws", "tune", "seed"),
     "output": ("directory", "figures"),
 }
 
@@ -95,7 +109,11 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Spec:
-    """A validated run specification (see the module docstring for the schema)."""
+    """A validated run specification (see the module docstring for the schema).
+
+    The fields are the shared keys and the settings of every family; a family's
+    ``check_spec`` sets its own, and the others keep their defaults.
+    """
 
     name: str
     source: str
@@ -125,15 +143,51 @@ class Spec:
 
     @property
     def is_sweep(self) -> bool:
+        """Whether ``model.n_components`` lists more than one K."""
         return len(self.n_components) > 1
+
+
+def family_module(name: Any) -> ModuleType:
+    """The module implementing family ``name``, imported on first use.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`FAMILIES`.
+
+    Returns
+    -------
+    module
+        With the attributes of :data:`FAMILY_API`.
+
+    Raises
+    ------
+    SpecError
+        If ``name`` is not registered; the message names the registered families.
+    TypeError
+        If the registered module lacks part of :data:`FAMILY_API`.
+    """
+    spec_choice(name, "model.family", tuple(FAMILIES))
+    module = importlib.import_module(FAMILIES[name])
+    missing = [attr for attr in FAMILY_API if not hasattr(module, attr)]
+    if missing:
+        raise TypeError(f"family {name!r} ({FAMILIES[name]}) does not provide {missing}")
+    return module
 
 
 def _where(table: str, key: str) -> str:
     return f"{table}.{key}" if table else key
 
 
-def _check_keys(raw: dict, table: str) -> None:
-    allowed = _TABLES[table]
+def _allowed(table: str, families: dict[str, ModuleType]) -> tuple[str, ...]:
+    """The shared keys of ``table`` and those of every family, in registry order."""
+    keys = list(_TABLES[table])
+    for module in families.values():
+        keys += [key for key in module.KEYS.get(table, ()) if key not in keys]
+    return tuple(keys)
+
+
+def _check_keys(raw: dict, table: str, allowed: tuple[str, ...]) -> None:
     for key in raw:
         if key not in allowed:
             raise SpecError(
@@ -142,24 +196,50 @@ def _check_keys(raw: dict, table: str) -> None:
             )
 
 
-def _table(raw: dict, name: str) -> dict:
+def _table(raw: dict, name: str, families: dict[str, ModuleType]) -> dict:
     value = raw.get(name, {})
     if not isinstance(value, dict):
         raise SpecError(f"{name!r} must be a table ([{name}]), got {value!r}")
-    _check_keys(value, name)
+    _check_keys(value, name, _allowed(name, families))
     return value
 
 
-def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
+def _own_keys(
+    table: str, values: dict, family: str, families: dict[str, ModuleType]
+) -> dict[str, Any]:
+    """The keys of ``values`` that belong to ``family``; SpecError for another family's."""
+    own = families[family].KEYS.get(table, ())
+    for key in values:
+        if key not in _TABLES[table] and key not in own:
+            owners = " or ".join(
+                repr(name) for name, module in families.items() if key in module.KEYS.get(table, ())
+            )
+            raise SpecError(
+                f"{table}.{key} is for family = {owners}; with family = {family!r}, "
+                f"[{table}] takes {', '.join(_TABLES[table] + tuple(own))}"
+            )
+    return {key: value for key, value in values.items() if key in own}
+
+
+def spec_choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else SpecError naming ``key`` and them."""
     if value not in allowed:
         raise SpecError(f"{key} = {value!r} is not allowed; use one of {', '.join(allowed)}")
     return value
 
 
-def _int(value: Any, key: str, minimum: int) -> int:
+def spec_int(value: Any, key: str, minimum: int) -> int:
+    """``value`` if it is an integer >= ``minimum`` (not a bool), else SpecError."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SpecError(f"{key} = {value!r} must be an integer >= {minimum}")
     return value
+
+
+def spec_table(value: Any, key: str) -> dict:
+    """``value`` as a dict if it is a TOML table, else SpecError."""
+    if not isinstance(value, dict):
+        raise SpecError(f"{key} must be a table, got {value!r}")
+    return dict(value)
 
 
 def _str(value: Any, key: str) -> str:
@@ -169,15 +249,35 @@ def _str(value: Any, key: str) -> str:
 
 
 def parse_spec(raw: dict, origin: Path | None = None) -> Spec:
-    """Validate a spec given as a dict (as read from TOML); see the module docstring."""
+    """Validate a spec given as a dict (as read from TOML).
+
+    Parameters
+    ----------
+    raw : dict
+        The spec's tables (see the module docstring).
+    origin : Path, optional
+        The spec file, if read from one: relative data paths are resolved against its
+        directory (default: the working directory).
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    SpecError
+        Naming the key, the value and what is allowed; the family's keys are checked by
+        the family (see "Families" in the module docstring).
+    """
     if not isinstance(raw, dict):
         raise SpecError(f"a spec is a TOML table, got {type(raw).__name__}")
-    _check_keys(raw, "")
+    families = {name: family_module(name) for name in FAMILIES}
+    _check_keys(raw, "", _TABLES[""])
     if "name" not in raw:
         raise SpecError("missing required key 'name' (names the run and its output directory)")
     name = _str(raw["name"], "name")
-    data, model = _table(raw, "data"), _table(raw, "model")
-    inference, output = _table(raw, "inference"), _table(raw, "output")
+    data, model = _table(raw, "data", families), _table(raw, "model", families)
+    inference, output = _table(raw, "inference", families), _table(raw, "output", families)
     base = origin.parent if origin is not None else Path.cwd()
 
     if "source" not in data:
@@ -193,46 +293,9 @@ def parse_spec(raw: dict, origin: Path | None = None) -> Spec:
         columns = tuple(columns)
     data_path = base / _str(data["path"], "data.path") if "path" in data else None
 
-    family = _choice(model.get("family", "gmm"), "model.family", FAMILIES)
-    k = model.get("n_components", 2)
-    ks = k if isinstance(k, list) else [k]
-    if not ks:
-        raise SpecError("model.n_components = [] must list at least one K")
-    ks = tuple(_int(v, "model.n_components", 1) for v in ks)
-    if family == "mpma" and len(ks) > 1:
-        raise SpecError("model.n_components: a sweep over K is for family = 'gmm' only")
-    order = model.get("order_feature", 0)
-    if order is False:
-        order = None
-    elif order is not None:
-        order = _int(order, "model.order_feature", 0)
-    priors = model.get("priors", {})
-    if not isinstance(priors, dict):
-        raise SpecError(f"model.priors must be a table, got {priors!r}")
-    if family == "gmm":
-        for key in priors:
-            if key not in GMM_PRIOR_KEYS:
-                raise SpecError(
-                    f"unknown prior model.priors.{key}; allowed: {', '.join(GMM_PRIOR_KEYS)}"
-                )
-    options = model.get("options", {})
-    if not isinstance(options, dict):
-        raise SpecError(f"model.options must be a table, got {options!r}")
-    if family == "gmm" and options:
-        raise SpecError("model.options is for family = 'mpma'; gmm settings have their own keys")
-    if family == "gmm" and "estimator" in model:
-        raise SpecError("model.estimator is for family = 'mpma'")
-
-    mpma_keys = [key for key in MPMA_INFERENCE_KEYS if key in inference]
-    if family == "gmm" and mpma_keys:
-        raise SpecError(f"inference.{mpma_keys[0]} is for family = 'mpma'")
-    holdout = inference.get("holdout", 0.2)
-    if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout < 1:
-        raise SpecError(f"inference.holdout = {holdout!r} must be a number in [0, 1)")
-    subsample = inference.get("subsample", [150, 200])
-    if not isinstance(subsample, list) or len(subsample) != 2:
-        raise SpecError(f"inference.subsample = {subsample!r} must be [n_users, n_items]")
-    subsample = tuple(_int(v, "inference.subsample", 2) for v in subsample)
+    family = spec_choice(model.get("family", "gmm"), "model.family", tuple(FAMILIES))
+    own_model = _own_keys("model", model, family, families)
+    own_inference = _own_keys("inference", inference, family, families)
 
     out_dir = output.get("directory", f"runs/{name}")
     figures = output.get("figures", True)
@@ -245,39 +308,39 @@ def parse_spec(raw: dict, origin: Path | None = None) -> Spec:
         columns=columns,
         data_path=data_path,
         family=family,
-        n_components=ks,
-        covariance_type=_choice(
-            model.get("covariance_type", "full"), "model.covariance_type", COVARIANCE_TYPES
-        ),
-        order_feature=order,
-        select=_choice(model.get("select", "loo"), "model.select", SELECT),
-        priors=dict(priors),
-        options=dict(options),
-        estimator=_choice(model.get("estimator", "map-em"), "model.estimator", MPMA_ESTIMATORS),
-        method=_choice(inference.get("method", "nuts"), "inference.method", METHODS),
-        chains=_int(inference.get("chains", 4), "inference.chains", 1),
-        draws=_int(inference.get("draws", 1000), "inference.draws", 1),
-        tune=_int(inference.get("tune", 1000), "inference.tune", 0),
-        seed=_int(inference.get("seed", 0), "inference.seed", 0),
-        em_n_init=_int(inference.get("em_n_init", 5), "inference.em_n_init", 1),
-        holdout=float(holdout),
-        subsample=subsample,
-        subsample_factors=_int(
-            inference.get("subsample_factors", 2), "inference.subsample_factors", 0
-        ),
+        method=spec_choice(inference.get("method", "nuts"), "inference.method", METHODS),
+        chains=spec_int(inference.get("chains", 4), "inference.chains", 1),
+        draws=spec_int(inference.get("draws", 1000), "inference.draws", 1),
+        tune=spec_int(inference.get("tune", 1000), "inference.tune", 0),
+        seed=spec_int(inference.get("seed", 0), "inference.seed", 0),
         directory=Path(_str(out_dir, "output.directory")),
         figures=figures,
         origin=origin,
     )
-    if family == "mpma":
-        from bayesgmm.mpma.run import check_mpma_spec
-
-        check_mpma_spec(spec)
-    return spec
+    checked = families[family].check_spec(spec, own_model, own_inference)
+    if not isinstance(checked, Spec):
+        raise TypeError(f"family {family!r}: check_spec returned {checked!r}, not a Spec")
+    return checked
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Read and validate a TOML spec file."""
+    """Read and validate a TOML spec file.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    SpecError
+        If it is not valid TOML or not a valid spec.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no spec file at {path}")

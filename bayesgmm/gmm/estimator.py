@@ -220,7 +220,7 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
             em_seed=em_seed,
             map_seed=map_seed,
         )
-        self.map_ = _point_from_chol(
+        self.map_ = point_from_chol(
             map_point["weights"], map_point["means"], map_point["chol_cov"], self.covariance_type
         )
         raw = sample_nuts(
@@ -421,7 +421,7 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         return self.crosscheck_.to_text()
 
 
-def _point_from_chol(weights, means, chol, covariance_type: str) -> dict:
+def point_from_chol(weights, means, chol, covariance_type: str) -> dict:
     """MAP values from the model's Cholesky factors to scikit-learn's covariance shapes."""
     full = chol @ np.swapaxes(chol, -1, -2)
     covariances = {

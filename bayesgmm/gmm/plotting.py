@@ -114,7 +114,8 @@ def plot_responsibilities(
     ax.errorbar(
         mean[show],
         y,
-        xerr=[mean[show] - low[show], high[show] - mean[show]],
+        # clipped: a mean of draws piled at 0 or 1 can sit an ulp outside its interval
+        xerr=np.maximum([mean[show] - low[show], high[show] - mean[show]], 0.0),
         fmt="o",
         color=f"C{component}",
         capsize=2,

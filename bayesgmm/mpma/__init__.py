@@ -6,7 +6,8 @@ ALS kernels), :mod:`~bayesgmm.mpma.em` (model, MAP-EM), :mod:`~bayesgmm.mpma.gib
 ``GibbsMPMA`` estimators), :mod:`~bayesgmm.mpma.baselines`, :mod:`~bayesgmm.mpma.evaluation`
 (cross-validation protocol); and, importing PyMC,
 :mod:`~bayesgmm.mpma.model` (the PyMC posterior) and :mod:`~bayesgmm.mpma.crosscheck`
-(EM vs NUTS), :mod:`~bayesgmm.mpma.saem` (the marginal MAP of pi and sigma by SAEM).
+(EM vs NUTS), :mod:`~bayesgmm.mpma.saem` (the marginal MAP of pi and sigma by SAEM); and
+:mod:`~bayesgmm.mpma.run` (the ``mpma`` family of ``bayesgmm run``).
 """
 
 from bayesgmm.mpma.baselines import GlobalMean, bias_baseline, bpmf, pmf

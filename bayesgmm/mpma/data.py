@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["RatingsData", "check_rating_scale", "encode", "validate_ratings"]
+__all__ = ["REQUIRED_COLUMNS", "RatingsData", "check_rating_scale", "encode", "validate_ratings"]
 
 REQUIRED_COLUMNS = ("user", "item", "rating")
 

@@ -1,4 +1,19 @@
-"""MPMA runs from a spec (``model.family = "mpma"``), called by :func:`bayesgmm.run.run_spec`.
+"""The ``mpma`` family of ``bayesgmm run`` (``model.family = "mpma"``).
+
+Keys (defaults in brackets), besides the shared ones of :mod:`bayesgmm.spec`::
+
+    [model]
+    estimator = "map-em"              # "map-em" (MPMA) | "gibbs" (GibbsMPMA) ["map-em"]
+    [model.options]                   # keyword arguments of the estimator class
+    [model.priors]                    # fields of MPMAPriors / GibbsPriors
+    [inference]
+    holdout = 0.2                     # fraction of ratings held out for RMSE [0.2]
+    subsample = [150, 200]            # nuts: densest users x items cross-checked [[150, 200]]
+    subsample_factors = 2             # nuts: factors of the subsample model [2]
+
+The data are the columns ``user``, ``item``, ``rating`` of ``data.source``: a CSV file, or
+``"movielens-100k"`` (``data.path``: a local copy, else downloaded once).  Named
+``data.columns`` may hold ids that are not numbers.
 
 What a run does, seeded from ``inference.seed``:
 
@@ -18,28 +33,39 @@ The NUTS check is of the PyMC posterior with MAP-EM's fixed-penalty priors
 (``model.priors`` with "map-em", the ``MPMAPriors`` defaults with "gibbs"), on its own fit
 of the subsample.
 
-Files: ``mpma.nc`` (the fit, ``MPMA.load`` or ``GibbsMPMA.load``), ``metrics.csv``
-(RMSE/MAE per split), ``parameters.csv`` (weights and noise sds per component),
-``report.md``, figure ``convergence.png`` (log posterior per EM iteration, or each
-component's log-likelihood per Gibbs sweep); with NUTS also ``posterior.nc`` (the
-subsample's draws, ``arviz``/``xarray.open_datatree``), ``crosscheck.csv`` and
-``rank.png``.
+Files written (besides the driver's ``report.md``, figures and ``MANIFEST.json``):
+``mpma.nc`` (the fit, ``MPMA.load`` or ``GibbsMPMA.load``), ``metrics.csv`` (RMSE/MAE per
+split), ``parameters.csv`` (weights and noise sds per component), figure
+``convergence.png`` (log posterior per EM iteration, or each component's log-likelihood
+per Gibbs sweep); with NUTS also ``posterior.nc`` (the subsample's draws,
+``arviz``/``xarray.open_datatree``), ``crosscheck.csv`` and ``rank.png``.  The manifest
+gets the ``metrics`` and the ``mpma_priors`` used.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bayesgmm.datasets import Table, load_movielens
+from bayesgmm.mpma.data import REQUIRED_COLUMNS
 from bayesgmm.mpma.em import MPMAPriors
-from bayesgmm.spec import Spec, SpecError
+from bayesgmm.run import FamilyOutput, FigureFile, RunContext, load_spec_data
+from bayesgmm.spec import Spec, SpecError, spec_choice, spec_int, spec_table
 
-__all__ = ["check_mpma_spec", "mpma_estimator", "run_mpma"]
+__all__ = ["KEYS", "MPMA_ESTIMATORS", "check_spec", "load_data", "mpma_estimator", "run"]
 
-RATING_COLUMNS = ("user", "item", "rating")
+#: This family's keys of ``[model]`` and ``[inference]``.
+KEYS = {
+    "model": ("priors", "options", "estimator"),
+    "inference": ("holdout", "subsample", "subsample_factors"),
+}
+#: ``model.estimator``: MAP-EM (:class:`~bayesgmm.mpma.MPMA`) or Gibbs (``GibbsMPMA``).
+MPMA_ESTIMATORS = ("map-em", "gibbs")
+#: ``data.source`` of the MovieLens 100K ratings (read by :func:`load_movielens`).
+MOVIELENS_100K = "movielens-100k"
 
 
 def _estimator_class(spec: Spec):
@@ -79,19 +105,64 @@ def mpma_estimator(spec: Spec):
     return model
 
 
-def check_mpma_spec(spec: Spec) -> None:
-    """Raise :class:`SpecError` if the MPMA options or priors are invalid (no fitting)."""
+def check_spec(spec: Spec, model: dict, inference: dict) -> Spec:
+    """Validate the mpma keys of ``[model]`` and ``[inference]``; ``spec`` with them set.
+
+    The options and priors are checked by building the (unfitted) estimator.
+
+    Parameters
+    ----------
+    spec : Spec
+        The shared keys validated, this family's fields at their defaults.
+    model, inference : dict
+        This family's keys of those tables, as read.
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    SpecError
+        Naming the key, the value and the allowed values.
+    """
+    holdout = inference.get("holdout", 0.2)
+    if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout < 1:
+        raise SpecError(f"inference.holdout = {holdout!r} must be a number in [0, 1)")
+    subsample = inference.get("subsample", [150, 200])
+    if not isinstance(subsample, list) or len(subsample) != 2:
+        raise SpecError(f"inference.subsample = {subsample!r} must be [n_users, n_items]")
+    spec = dataclasses.replace(
+        spec,
+        priors=spec_table(model.get("priors", {}), "model.priors"),
+        options=spec_table(model.get("options", {}), "model.options"),
+        estimator=spec_choice(model.get("estimator", "map-em"), "model.estimator", MPMA_ESTIMATORS),
+        holdout=float(holdout),
+        subsample=tuple(spec_int(v, "inference.subsample", 2) for v in subsample),
+        subsample_factors=spec_int(
+            inference.get("subsample_factors", 2), "inference.subsample_factors", 0
+        ),
+    )
     mpma_estimator(spec)
+    return spec
+
+
+def load_data(spec: Spec) -> Table:
+    """The ratings: MovieLens 100K, or the spec's CSV file (``data.columns`` may be ids)."""
+    if spec.source == MOVIELENS_100K:
+        frame = load_movielens("100k", data_home=spec.data_path)
+        return Table(frame, spec.source, "dataset")
+    return load_spec_data(spec, numeric=False)
 
 
 def _ratings_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in RATING_COLUMNS if c not in frame.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise SpecError(
-            f"family = 'mpma' needs columns {list(RATING_COLUMNS)}; the data lack {missing} "
+            f"family = 'mpma' needs columns {list(REQUIRED_COLUMNS)}; the data lack {missing} "
             f"(have {list(frame.columns)}); set data.columns or rename them"
         )
-    return frame[list(RATING_COLUMNS)].reset_index(drop=True)
+    return frame[list(REQUIRED_COLUMNS)].reset_index(drop=True)
 
 
 def _split(ratings: pd.DataFrame, holdout: float, seed: int):
@@ -138,21 +209,30 @@ def _fit_summary(model) -> str:
     return f"{model.n_iter_} mixture iterations, converged {model.converged_}."
 
 
-def run_mpma(spec: Spec, frame: pd.DataFrame, out: Path, step) -> tuple[str | None, dict]:
-    """Fit, score and (for NUTS) cross-check MPMA as ``spec`` says; write into ``out``.
+def run(spec: Spec, data: Table, context: RunContext) -> FamilyOutput:
+    """Fit, score and (for NUTS) cross-check MPMA as ``spec`` says; write its files.
 
-    Returns the cross-check verdict (None without NUTS) and extra manifest entries
-    (the metrics).
+    Parameters
+    ----------
+    spec : Spec
+    data : bayesgmm.datasets.Table
+        From :func:`load_data`.
+    context : bayesgmm.run.RunContext
+
+    Returns
+    -------
+    bayesgmm.run.FamilyOutput
+        The data paragraph, report sections, files, figures, the cross-check's verdict
+        (None without NUTS) and, for the manifest, the metrics and the priors used.
     """
-    from bayesgmm.run import _save_figure
-
-    ratings = _ratings_frame(frame)
+    out_dir = context.directory
+    ratings = _ratings_frame(data.frame)
     model = mpma_estimator(spec)
-    seeds = np.random.SeedSequence(spec.seed).generate_state(2)
-    train, test = _split(ratings, spec.holdout, int(seeds[0]))
+    split_seed, check_seed = context.seeds(2)
+    train, test = _split(ratings, spec.holdout, split_seed)
     label = "Gibbs" if spec.estimator == "gibbs" else "MAP-EM"
-    step(f"MPMA {label} on {len(train):,} ratings", model.fit, train)
-    model.save(out / "mpma.nc")
+    context.step(f"MPMA {label} on {len(train):,} ratings", model.fit, train)
+    model.save(out_dir / "mpma.nc")
 
     rows = [("train", train)] + ([("holdout", test)] if len(test) else [])
     metrics = pd.DataFrame(
@@ -162,43 +242,46 @@ def run_mpma(spec: Spec, frame: pd.DataFrame, out: Path, step) -> tuple[str | No
             for name, part in rows
         ]
     ).set_index("split")  # fmt: skip
-    metrics.to_csv(out / "metrics.csv")
+    metrics.to_csv(out_dir / "metrics.csv")
     params = pd.DataFrame(
         {"weight": model.weights_, "sigma": model.sigmas_},
         index=pd.Index(model.components_, name="component"),
     )
-    params.to_csv(out / "parameters.csv")
-
-    report = [f"# {spec.name}", "", spec.description, ""]
-    report += [
-        f"Data: `{spec.source}`, {len(ratings):,} ratings by {ratings['user'].nunique()} users "
-        f"of {ratings['item'].nunique()} items; {len(test):,} held out "
-        f"(fraction {spec.holdout:g}, seed {spec.seed}).",
-        "",
-        f"## {label} ({', '.join(model.components_)}; {model.n_factors} factors)",
-        "",
-        f"Fit in {model.fit_time_:.1f} s; " + _fit_summary(model),
-        "",
-        "```",
-        params.to_string(float_format=lambda x: f"{x:.4f}"),
-        "",
-        metrics.to_string(float_format=lambda x: f"{x:.4f}"),
-        "```",
-        "",
-    ]
-    figures: list[str] = []
+    params.to_csv(out_dir / "parameters.csv")
+    out = FamilyOutput(
+        data=(
+            f"Data: `{spec.source}`, {len(ratings):,} ratings by {ratings['user'].nunique()} "
+            f"users of {ratings['item'].nunique()} items; {len(test):,} held out "
+            f"(fraction {spec.holdout:g}, seed {spec.seed})."
+        ),
+        sections=[
+            f"## {label} ({', '.join(model.components_)}; {model.n_factors} factors)",
+            "",
+            f"Fit in {model.fit_time_:.1f} s; " + _fit_summary(model),
+            "",
+            "```",
+            params.to_string(float_format=lambda x: f"{x:.4f}"),
+            "",
+            metrics.to_string(float_format=lambda x: f"{x:.4f}"),
+            "```",
+            "",
+        ],
+        files=["mpma.nc", "metrics.csv", "parameters.csv"],
+        manifest={
+            "metrics": metrics.to_dict(orient="index"),
+            "mpma_priors": dataclasses.asdict(model.priors_),
+        },
+    )
     if spec.figures:
-        _save_figure(_convergence_figure(model), out / "convergence.png")
-        figures.append("convergence.png")
+        out.figures.append(FigureFile("convergence.png", _convergence_figure(model)))
 
-    verdict = None
     if spec.method == "nuts":
         from bayesgmm.mpma.crosscheck import crosscheck_subsample, densest_subsample
 
         n_users, n_items = spec.subsample
         sub = densest_subsample(ratings, n_users, n_items)
         opts = model.get_params()
-        check = step(
+        check = context.step(
             f"cross-check on the {n_users} x {n_items} subsample ({len(sub):,} ratings)",
             crosscheck_subsample,
             sub,
@@ -209,13 +292,14 @@ def run_mpma(spec: Spec, frame: pd.DataFrame, out: Path, step) -> tuple[str | No
             chains=spec.chains,
             draws=spec.draws,
             tune=spec.tune,
-            seed=int(seeds[1]),
-            progressbar=step.enabled,
+            seed=check_seed,
+            progressbar=context.progress,
         )
-        check.idata.to_netcdf(out / "posterior.nc", engine="h5netcdf")
-        check.report.table.to_csv(out / "crosscheck.csv")
-        verdict = check.report.verdict
-        report += [
+        check.idata.to_netcdf(out_dir / "posterior.nc", engine="h5netcdf")
+        check.report.table.to_csv(out_dir / "crosscheck.csv")
+        out.files += ["posterior.nc", "crosscheck.csv"]
+        out.verdict = check.report.verdict
+        out.sections += [
             f"## EM (SAEM marginal MAP) vs NUTS on the densest {n_users} x {n_items} sub-matrix "
             f"({spec.subsample_factors} factors)",
             "",
@@ -226,14 +310,7 @@ def run_mpma(spec: Spec, frame: pd.DataFrame, out: Path, step) -> tuple[str | No
         ]
         if spec.figures:
             import arviz as az
-            import matplotlib.pyplot as plt
 
-            az.plot_rank(check.idata, var_names=["weights", "sigmas"]).savefig(out / "rank.png")
-            plt.close("all")
-            figures.append("rank.png")
-    if figures:
-        report += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
-    (out / "report.md").write_text("\n".join(report))
-    extra = {"metrics": metrics.to_dict(orient="index"), "mpma_priors": dataclasses.asdict(
-        model.priors_)}  # fmt: skip
-    return verdict, extra
+            rank = az.plot_rank(check.idata, var_names=["weights", "sigmas"])
+            out.figures.append(FigureFile("rank.png", rank.get_viz("figure"), dpi="figure"))
+    return out

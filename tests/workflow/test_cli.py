@@ -13,7 +13,7 @@ import pytest
 
 from bayesgmm import GaussianMixture
 from bayesgmm.cli import main
-from bayesgmm.datasets import load_dataset
+from bayesgmm.datasets import ignored_columns_note, load_dataset
 
 
 def run_json(capsys, *argv: str) -> dict:
@@ -103,6 +103,11 @@ def test_csv_input_and_columns(capsys, csv_path):
     out = capsys.readouterr().out
     assert "(CSV), 100 samples, 1 feature(s): x" in out
     assert "corr" not in out
+    assert "ignored" not in out
+
+    # the text report names the ignored column in the words `bayesgmm run` uses
+    assert main(["fit", str(csv_path), "-k", "2"]) == 0
+    assert f"       {ignored_columns_note(['label'])}\n" in capsys.readouterr().out
 
 
 def test_existing_path_wins_over_dataset_name(capsys, tmp_path, monkeypatch):
@@ -126,6 +131,11 @@ def test_existing_path_wins_over_dataset_name(capsys, tmp_path, monkeypatch):
         (["{bad}", "-k", "2"], "has no numeric columns"),
         (["{nan}", "-k", "1"], "contains NaN"),
         (["{empty}", "-k", "1"], "could not read"),
+        (["{empty}", "-k", "1"], "as CSV: the file is empty (0 bytes)"),
+        (["{header}", "-k", "1"], "has a header row (a, b) but no data rows"),
+        (["{binary}", "-k", "1"], "as CSV: it is not a text file"),
+        (["{qmark}", "-k", "1"], "column 'b' of {qmark} is numeric but for 1 cell(s)"),
+        (["{qmark}", "-k", "1", "--columns", "b"], "(row 2: '?'; rows counted from 1"),
         (["{dir}", "-k", "1"], "is a directory"),
         (["faithful", "-k", "2", "--reg-covar", "-1"], "reg_covar must be"),
     ],
@@ -134,14 +144,21 @@ def test_errors(capsys, tmp_path, csv_path, argv, message):
     (tmp_path / "bad.csv").write_text("name,city\nann,paris\nbob,rome\n")
     (tmp_path / "nan.csv").write_text("a,b\n1,2\n3,\n5,1\n")
     (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("a,b\n")
+    (tmp_path / "binary.csv").write_bytes(b"PK\x03\x04\x00\x00\x08\x00")
+    (tmp_path / "qmark.csv").write_text("a,b\n1,2\n3,?\n5,1\n2,2\n")
     paths = {
         "csv": csv_path,
         "bad": tmp_path / "bad.csv",
         "nan": tmp_path / "nan.csv",
         "empty": tmp_path / "empty.csv",
+        "header": tmp_path / "header.csv",
+        "binary": tmp_path / "binary.csv",
+        "qmark": tmp_path / "qmark.csv",
         "dir": tmp_path,
     }
     argv = [arg.format(**paths) for arg in argv]
+    message = message.format(**paths)
     assert main(["fit", *argv]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""

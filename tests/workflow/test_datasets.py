@@ -16,12 +16,15 @@ import pytest
 
 from bayesgmm import datasets
 from bayesgmm.datasets import (
+    BUNDLED_DATASETS,
     SyntheticMixture,
+    ignored_columns_note,
     load_dataset,
     load_faithful,
     load_galaxies,
     load_geyser,
     load_movielens,
+    load_table,
     make_mixture,
 )
 from bayesgmm.em.gaussian import COVARIANCE_TYPES
@@ -85,6 +88,53 @@ def test_known_facts() -> None:
 def test_load_dataset_unknown_name(bad: object) -> None:
     with pytest.raises(ValueError, match="'faithful', 'galaxies', 'geyser'"):
         load_dataset(bad)  # type: ignore[arg-type]
+
+
+def test_bundled_dataset_names() -> None:
+    assert BUNDLED_DATASETS == tuple(BUNDLED)
+
+
+# ---------------------------------------------------------------------------
+# load_table: a CSV file or a bundled dataset
+# ---------------------------------------------------------------------------
+
+
+def test_load_table_bundled_and_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = load_table("faithful")
+    assert (table.kind, table.ignored, table.note) == ("dataset", (), None)
+    pd.testing.assert_frame_equal(table.frame, load_faithful())
+    (tmp_path / "d.csv").write_text("id,x,name,y\n1,0.5,ann,2\n2,1.5,bob,3\n3,2.5,cy,1\n")
+    table = load_table("d.csv", base=tmp_path)
+    assert table.kind == "csv" and list(table.frame.columns) == ["id", "x", "y"]
+    assert table.ignored == ("name",)
+    assert table.note == ignored_columns_note(["name"]) == "non-numeric columns ignored: name"
+    # named columns: in that order, nothing ignored; ids may be text with numeric=False
+    assert list(load_table("d.csv", ["y", "x"], base=tmp_path).frame.columns) == ["y", "x"]
+    with pytest.raises(ValueError, match=r"column\(s\) \['name'\] in .*d.csv are not numeric"):
+        load_table("d.csv", ["x", "name"], base=tmp_path)
+    table = load_table("d.csv", ["name", "x"], base=tmp_path, numeric=False)
+    assert list(table.frame["name"]) == ["ann", "bob", "cy"] and table.ignored == ()
+    # an existing path wins over a bundled name; relative paths resolve against base
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "faithful").write_text("v\n1\n2\n")
+    assert load_table("faithful").kind == "csv"
+    with pytest.raises(FileNotFoundError, match=r"looked for .*sub.nowhere\.csv\) nor a bundled"):
+        load_table("nowhere.csv", base=tmp_path / "sub")
+
+
+def test_load_table_names_the_bad_cells(tmp_path: Path) -> None:
+    rows = ["x,y"] + [f"{i},{i % 3}" for i in range(20)]
+    rows[4], rows[9], rows[12] = "3,?", "8,n/a!", "bad,1"
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError) as err:
+        load_table(str(tmp_path / "d.csv"))
+    message = str(err.value)
+    assert "column 'x' of" in message and "row 12: 'bad'" in message
+    (tmp_path / "d.csv").write_text("\n".join(rows[:12] + rows[13:]) + "\n")
+    with pytest.raises(
+        ValueError, match=r"column 'y' of .* 2 cell\(s\) .*\(row 4: '\?', row 9: 'n/a!'"
+    ):
+        load_table(str(tmp_path / "d.csv"))
 
 
 # ---------------------------------------------------------------------------
@@ -201,7 +251,7 @@ def test_make_mixture_sample_matches_parameters(covariance_type: str) -> None:
         ({"separation": 1e308}, "separation=.* is too large"),
         (
             {"covariance_type": "banana"},
-            "covariance_type must be one of 'full', 'tied', 'diag', 'spherical'",
+            r"covariance_type must be one of \('full', 'tied', 'diag', 'spherical'\)",
         ),
     ],
 )

@@ -1,6 +1,7 @@
-"""Specs and `bayesgmm run`: validation errors, the files a run writes, reproducibility,
-and atomicity under a kill."""
+"""Specs and `bayesgmm run`: validation errors, the registry of families, the files a run
+writes, reproducibility, atomicity under a kill, and the targets a run refuses."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,8 +15,9 @@ import pandas as pd
 import pytest
 
 from bayesgmm import GaussianMixture
+from bayesgmm.cli import main
 from bayesgmm.run import MANIFEST, run_spec
-from bayesgmm.spec import SpecError, load_spec, parse_spec
+from bayesgmm.spec import FAMILIES, SpecError, load_spec, parse_spec
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -72,7 +74,9 @@ def test_bad_files(tmp_path):
         load_spec(bad)
     unknown = tmp_path / "unknown.toml"
     unknown.write_text('name = "u"\n[data]\nsource = "nowhere.csv"\n')
-    with pytest.raises(SpecError, match="neither a file"):
+    with pytest.raises(
+        SpecError, match=r"data\.source = 'nowhere\.csv' is neither an existing file"
+    ):
         run_spec(unknown, directory=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
 
@@ -169,6 +173,10 @@ def test_killed_run_leaves_nothing_that_looks_complete(tmp_path):
     assert not out.exists()
     (staging,) = tmp_path.glob(".killed.partial-*")
     assert not (staging / MANIFEST).exists()
+    # the next run into the same target removes the killed run's staging directory
+    run_spec(MODELS / "faithful_map.toml", directory=out, progress=False)
+    assert not staging.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["killed"]
 
 
 @pytest.mark.slow
@@ -325,3 +333,295 @@ def test_mpma_nuts_run_on_small_data(tmp_path):
     assert list(table.index) == [f"{p}[{c}]" for p in ("weights", "sigmas")
                                  for c in ("global", "user", "item")]  # fmt: skip
     assert np.all(np.isfinite(table["z"]))
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+def test_unknown_family_names_the_registered_ones():
+    with pytest.raises(
+        SpecError, match=r"model\.family = 'hmm' is not allowed; use one of gmm, mpma"
+    ):
+        parse_spec(_minimal(model={"family": "hmm"}))
+
+
+@pytest.mark.parametrize(
+    ("family", "key", "match"),
+    [
+        (
+            "gmm",
+            {"model": {"options": {"n_factors": 2}}},
+            r"model.options is for family = 'mpma'; with family = 'gmm', \[model\] takes "
+            "family, n_components, covariance_type, order_feature, select, priors$",
+        ),
+        (
+            "mpma",
+            {"model": {"covariance_type": "diag"}},
+            r"model.covariance_type is for family = 'gmm'; with family = 'mpma'",
+        ),
+        ("mpma", {"inference": {"em_n_init": 2}}, r"inference.em_n_init is for family = 'gmm'"),
+        ("mpma", {"model": {"n_components": [2, 3]}}, "model.n_components is for family = 'gmm'"),
+    ],
+)
+def test_a_key_of_another_family_names_it(family, key, match):
+    raw = _minimal(**key)
+    raw.setdefault("model", {})["family"] = family
+    with pytest.raises(SpecError, match=match):
+        parse_spec(raw)
+
+
+def test_a_sweep_needs_nuts_before_anything_runs():
+    with pytest.raises(SpecError, match=r"a sweep over K needs inference\.method = 'nuts'"):
+        parse_spec(_minimal(model={"n_components": [1, 2]}, inference={"method": "map"}))
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    """The toy family of tests/workflow/toy_family.py, registered as "toy"."""
+    from tests.workflow import toy_family
+
+    monkeypatch.setitem(FAMILIES, "toy", "tests.workflow.toy_family")
+    monkeypatch.setattr(toy_family, "MODE", "ok")
+    return toy_family
+
+
+def test_a_registered_family_runs_and_the_driver_writes_report_figures_manifest(tmp_path, toy):
+    spec = parse_spec({"name": "t", "description": "toy", "data": {"source": "faithful"},
+                       "model": {"family": "toy"}, "inference": {"seed": 5}})  # fmt: skip
+    out = tmp_path / "toy"
+    result = run_spec(spec, directory=out, progress=False)
+    manifest = _check_manifest(out)
+    assert sorted(manifest["files"]) == ["describe.csv", "report.md", "toy.png"]
+    assert result.verdict == manifest["verdict"] == "agree" and manifest["toy"] is True
+    assert manifest["spec"]["family"] == "toy"
+    assert (out / "toy.png").read_bytes()[:8] == PNG_MAGIC
+    seeds = [int(s) for s in np.random.SeedSequence(5).generate_state(2)]
+    assert (out / "report.md").read_text() == (
+        f"# t\n\ntoy\n\nToy data: 272 rows.\n\n## Toy\n\nseeds {seeds}\n\n"
+        "## Figures\n\n![toy.png](toy.png)\n"
+    )
+    # a key of a real family is refused for the toy family, naming its owner
+    with pytest.raises(SpecError, match=r"model\.select is for family = 'gmm'"):
+        parse_spec(_minimal(model={"family": "toy", "select": "bic"}))
+
+
+@pytest.mark.parametrize("mode", ["stray", "report"])
+def test_a_family_writing_files_it_does_not_list_or_the_drivers_fails_cleanly(
+    tmp_path, toy, monkeypatch, mode
+):
+    monkeypatch.setattr(toy, "MODE", mode)
+    spec = parse_spec(_minimal(model={"family": "toy"}))
+    with pytest.raises(RuntimeError, match="family 'toy' wrote"):
+        run_spec(spec, directory=tmp_path / "toy", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def _em_spec(tmp_path, source="faithful", **data):
+    """A seconds-long EM spec (origin in tmp_path)."""
+    raw = {"name": "em", "data": {"source": source, **data}, "model": {"n_components": 2},
+           "inference": {"method": "em", "seed": 1}}  # fmt: skip
+    return parse_spec(raw, origin=tmp_path / "spec.toml")
+
+
+def _tree(path: Path) -> dict:
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_directory_that_is_not_a_result_is_never_replaced(tmp_path, overwrite):
+    target = tmp_path / "p"
+    target.mkdir()
+    (target / "thesis.tex").write_text("\\documentclass{article}")
+    before = _tree(tmp_path)
+    match = r"p exists and is not a bayesgmm run result \(no MANIFEST.json; it holds thesis.tex\)"
+    with pytest.raises(FileExistsError, match=match + ".*nothing was changed"):
+        run_spec(_em_spec(tmp_path), directory=target, overwrite=overwrite, progress=False)
+    assert _tree(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+
+
+def test_a_result_with_files_added_is_not_replaced(tmp_path):
+    target = tmp_path / "p"
+    run_spec(_em_spec(tmp_path), directory=target, progress=False)
+    (target / "notes.txt").write_text("mine")
+    before = _tree(tmp_path)
+    with pytest.raises(FileExistsError, match=r"holds files that bayesgmm run did not write "
+                       r"\(notes.txt\)"):  # fmt: skip
+        run_spec(_em_spec(tmp_path), directory=target, overwrite=True, progress=False)
+    assert _tree(tmp_path) == before
+    (target / "notes.txt").unlink()
+    run_spec(_em_spec(tmp_path), directory=target, overwrite=True, progress=False)
+    _check_manifest(target)
+
+
+def test_an_empty_directory_is_filled_with_overwrite(tmp_path):
+    target = tmp_path / "p"
+    target.mkdir()
+    with pytest.raises(FileExistsError, match="exists; pass overwrite=True"):
+        run_spec(_em_spec(tmp_path), directory=target, progress=False)
+    run_spec(_em_spec(tmp_path), directory=target, overwrite=True, progress=False)
+    _check_manifest(target)
+
+
+def test_a_file_or_a_link_is_refused_before_anything_is_touched(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("precious")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    before = _tree(tmp_path)
+    for target, what in (
+        (afile, "is a file, not a directory"),
+        (tmp_path / "link", "is a symbolic link"),
+    ):
+        for overwrite in (False, True):
+            with pytest.raises(FileExistsError, match=what):
+                run_spec(_em_spec(tmp_path), directory=target, overwrite=overwrite, progress=False)
+    assert _tree(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "elsewhere", "link"]
+
+
+def test_cli_refuses_a_foreign_target_with_exit_status_2(tmp_path, capsys):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "thesis.tex").write_text("x")
+    (tmp_path / "afile").write_text("y")
+    spec = str(MODELS / "faithful_map.toml")
+    for target, what in (("p", "is not a bayesgmm run result"), ("afile", "is a file")):
+        argv = ["run", spec, "--out", str(tmp_path / target), "--overwrite", "--quiet"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"bayesgmm: error: {tmp_path / target} ") and what in err
+    assert (tmp_path / "p" / "thesis.tex").read_text() == "x"
+    assert (tmp_path / "afile").read_text() == "y"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "p"]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_staging_of_dead_runs_is_removed_and_nothing_else(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead, alive = _dead_pid(), sleeper.pid
+        names = {
+            f".em.partial-{dead}": False,  # removed: the target's, its process is gone
+            f".em.partial-{alive}": True,  # kept: a run still going
+            ".em.partial-12x": True,  # kept: not the driver's pattern
+            f".em.old-{dead}": True,
+            f".emx.partial-{dead}": True,  # kept: another target's
+            f"em.partial-{dead}": True,
+        }
+        for name in names:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "posterior.nc").write_text("half written")
+        run_spec(_em_spec(tmp_path), directory=tmp_path / "em", progress=False)
+        for name, kept in names.items():
+            assert (tmp_path / name).exists() == kept, name
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_ignored_columns_are_reported_in_the_report_and_warned(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"x": rng.normal(size=40), "label": ["a"] * 40, "y": rng.normal(size=40)}
+                 ).to_csv(tmp_path / "d.csv", index=False)  # fmt: skip
+    with pytest.warns(UserWarning, match="d.csv: non-numeric columns ignored: label"):
+        run_spec(_em_spec(tmp_path, "d.csv"), directory=tmp_path / "o", progress=False)
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "Data: `d.csv`, 40 observations x 2 features (x, y).\n\nnon-numeric columns " \
+           "ignored: label\n" in report  # fmt: skip
+    # the CLI says it on stderr, as one line
+    toml = tmp_path / "spec.toml"
+    toml.write_text('name = "em"\n[data]\nsource = "d.csv"\n[inference]\nmethod = "em"\n')
+    assert main(["run", str(toml), "--out", str(tmp_path / "o2"), "--quiet"]) == 0
+    assert "bayesgmm: warning: d.csv: non-numeric columns ignored: label\n" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "columns", "match"),
+    [
+        (
+            "x1,x2\n1.0,2.0\n?,3.0\n4.0,5.0\n2.5,1.0\n",
+            None,
+            r"column 'x1' of .*d.csv is numeric but for 1 cell\(s\) that are not numbers "
+            r"\(row 2: '\?'",
+        ),
+        (
+            "x1,x2\n1.0,2.0\n?,3.0\n4.0,5.0\n2.5,n/a!\n",
+            ["x1"],
+            r"column 'x1' of .*d.csv is numeric but for 1 cell\(s\) .*row 2: '\?'",
+        ),
+        ("x1,x2\n", None, r"d.csv has a header row \(x1, x2\) but no data rows"),
+        ("", None, r"could not read .*d.csv as CSV: the file is empty \(0 bytes\)"),
+        ("\n\n", None, r"could not read .*d.csv as CSV: it has no header row"),
+        (
+            b"PK\x03\x04\x00\x00binary",
+            None,
+            r"could not read .*d.csv as CSV: it is not a text file",
+        ),
+        (b"a,b\n1,\xe9\n", None, r"could not read .*d.csv as CSV: it is not UTF-8 text"),
+        ("x1,x2\n1,2\n", ["x3"], r"unknown column\(s\) \['x3'\] in .*d.csv; available: x1, x2"),
+    ],
+)
+def test_bad_csv_files_are_errors_naming_the_file_and_the_problem(tmp_path, content, columns,
+                                                                   match):  # fmt: skip
+    path = tmp_path / "d.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    extra = {} if columns is None else {"columns": columns}
+    with pytest.raises(ValueError, match=match):
+        run_spec(_em_spec(tmp_path, "d.csv", **extra), directory=tmp_path / "o", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
+# ----------------------------------------------------------------------------- shipped specs
+
+
+def _reduced(spec):
+    """``spec`` cut to seconds: fewer draws, K and factors, a small NUTS subsample."""
+    changes = dict(chains=2, draws=40, tune=40, n_components=spec.n_components[:2],
+                   subsample=(20, 20))  # fmt: skip
+    if spec.family == "mpma":
+        changes["options"] = {**spec.options, "n_factors": 1, "n_user_groups": 1,
+                              "n_item_groups": 1}  # fmt: skip
+        if spec.estimator == "gibbs":
+            changes["options"] |= {"n_burn": 2, "n_draws": 2}
+        else:
+            changes["options"]["max_iter"] = 3
+    return dataclasses.replace(spec, **changes)
+
+
+#: Shipped specs whose reduced run is slow (MovieLens NUTS), or run in full elsewhere.
+SLOW_SPECS = ("mpma_movielens.toml", "synthetic_3_clusters.toml")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(path, marks=[pytest.mark.slow] if path.name in SLOW_SPECS else [])
+        for path in sorted(MODELS.glob("*.toml"))
+    ],
+    ids=lambda p: p.name,
+)
+def test_shipped_specs_run_in_reduced_form(tmp_path, path):
+    spec = _reduced(load_spec(path))
+    result = run_spec(spec, directory=tmp_path / spec.name, progress=False)
+    manifest = _check_manifest(result.directory)
+    assert "report.md" in manifest["files"]
+    if spec.method == "nuts":
+        assert result.verdict is not None
