@@ -10,10 +10,20 @@ __all__ = [
     "NonNumericInputError",
     "check_choice",
     "check_data_matrix",
+    "check_data_scale",
     "check_no_constant_features",
     "check_positive_int",
+    "check_real",
     "check_sample_weight",
+    "check_seed",
 ]
+
+#: Seeds are integers in [0, SEED_LIMIT): the range of numpy's ``RandomState`` (and so of
+#: scikit-learn's ``random_state``).
+SEED_LIMIT = 2**32
+#: Largest spread (max - min) of a feature that a fit accepts: beyond it the squared
+#: deviations, summed over the samples, overflow float64 (about 1.8e308).
+MAX_FEATURE_SPREAD = 1e150
 
 
 def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
@@ -39,7 +49,11 @@ def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray
     if raw is not None and np.iscomplexobj(raw):
         raise ValueError(f"Complex data not supported: {name} must be real-valued")
     try:
-        arr = np.asarray(X, dtype=np.float64)
+        if columns is not None and hasattr(X, "to_numpy"):
+            # nullable columns (Int64, boolean, Float64): pd.NA becomes NaN, reported below
+            arr = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise NonNumericInputError(
             f"{name} must be numeric (could not convert to float: {err}); drop or encode "
@@ -75,6 +89,27 @@ def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray
             f"first at {rows[:5].tolist()}: drop or impute them first"
         )
     return arr
+
+
+def check_data_scale(X: np.ndarray, *, name: str = "X", names=None) -> None:
+    """Raise ValueError if a feature spreads too far for its variance to be a float64.
+
+    ``X`` is a checked finite (n_samples, n_features) array. Beyond a spread of
+    :data:`MAX_FEATURE_SPREAD` (1e150) the variance overflows to inf; the message names
+    the feature and the fix (rescale) instead of a parameter computed from it.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = np.ptp(X, axis=0)
+    bad = np.flatnonzero(~(spread <= MAX_FEATURE_SPREAD))
+    if bad.size:
+        j = int(bad[0])
+        label = str(names[j]) if names is not None else f"column {j}"
+        raise ValueError(
+            f"{name} is too large in scale: feature {label} spans {spread[j]:.3g} (max - min), "
+            f"beyond the {MAX_FEATURE_SPREAD:.0e} at which its variance overflows float64; "
+            f"rescale {name} before fitting (e.g. divide it by its standard deviation or a "
+            "power of 10, or use sklearn.preprocessing.StandardScaler)"
+        )
 
 
 class NonNumericInputError(ValueError, TypeError):
@@ -117,6 +152,54 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_real(value, name: str, *, minimum: float | None = None, strict: bool = False) -> float:
+    """A finite real number (``> minimum`` if ``strict``, else ``>= minimum``), as float.
+
+    TypeError when ``value`` is not a real number (bools included), ValueError when it is
+    NaN, infinite or out of range; both name the parameter and the allowed range.
+    """
+    if minimum is None:
+        expected = "a finite number"
+    else:
+        expected = f"{'>' if strict else '>='} {minimum:g} (a finite number)"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {expected}, got {value!r} of type {type(value).__name__}")
+    number = float(value)
+    ok = np.isfinite(number) and (
+        minimum is None or (number > minimum if strict else number >= minimum)
+    )
+    if not ok:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return number
+
+
+def check_seed(value, name: str = "random_state", *, instances: tuple[type, ...] = ()):
+    """A random seed: None, an integer in [0, 2**32 - 1], or an instance of ``instances``.
+
+    Returned unchanged. TypeError for another type (a string, a float), ValueError for an
+    integer out of range; both name the parameter and what it accepts.
+    """
+    if value is None or (instances and isinstance(value, instances)):
+        return value
+    accepted = "None or an integer in [0, 2**32 - 1]" + "".join(
+        f" or a numpy.random.{cls.__name__}"
+        if cls.__module__.startswith("numpy.random")
+        else f" or a {cls.__module__}.{cls.__name__}"
+        for cls in instances
+    )
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be {accepted}, got {value!r} of type {type(value).__name__}: "
+            f"pass an integer seed such as {name}=0, or None"
+        )
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(
+            f"{name} must be {accepted}, got {value!r}: numpy seeds are in that range; "
+            f"use a seed in it, e.g. {name}=0"
+        )
+    return value
 
 
 def check_choice(value, name: str, allowed) -> str:

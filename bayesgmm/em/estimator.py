@@ -15,9 +15,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from bayesgmm._validation import (
     check_choice,
     check_data_matrix,
+    check_data_scale,
     check_no_constant_features,
     check_positive_int,
     check_sample_weight,
+    check_seed,
 )
 from bayesgmm.em.driver import INIT_METHODS, initial_responsibilities, m_step, run_em
 from bayesgmm.em.gaussian import (
@@ -73,6 +75,7 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         and a Normal-inverse-Wishart prior on each (mean, covariance): 'default' uses
         mclust's ``priorControl`` defaults, a dict gives :class:`ConjugatePrior` fields.
     random_state : int, RandomState or None, default=None
+        A seed in [0, 2**32 - 1] or a ``numpy.random.RandomState``.
     warm_start : bool, default=False
         Start the next ``fit`` from the current solution (``n_init`` is then ignored).
     verbose : int, default=0
@@ -157,6 +160,43 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or not value >= 0 or math.isinf(value):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.verbose, bool):
+            check_positive_int(self.verbose, "verbose", minimum=0)
+        check_seed(self.random_state, instances=(np.random.RandomState,))
+
+    def _check_given_init(self, n_features: int) -> dict:
+        """The user-given ``weights_init``, ``means_init``, ``precisions_init``, checked
+        (type, shape, values; scikit-learn's messages) before any work."""
+        given = {}
+        if self.weights_init is not None:
+            weights = _check_init(self.weights_init, (self.n_components,), "weights_init")
+            if (weights < 0).any() or (weights > 1).any():
+                raise ValueError(
+                    "The parameter 'weights' should be in the range [0, 1], but got max value "
+                    f"{weights.max():.5f}, min value {weights.min():.5f}: weights_init must "
+                    "be non-negative and sum to 1"
+                )
+            if not np.isclose(weights.sum(), 1.0, rtol=0.0, atol=1e-8):
+                raise ValueError(
+                    "The parameter 'weights' should be normalized, but got sum(weights) = "
+                    f"{weights.sum():.5f}: weights_init must be non-negative and sum to 1 "
+                    "(divide it by its sum)"
+                )
+            given["weights"] = weights
+        if self.means_init is not None:
+            shape = (self.n_components, n_features)
+            given["means"] = _check_init(self.means_init, shape, "means_init")
+        if self.precisions_init is not None:
+            shape = covariance_shape(self.covariance_type, self.n_components, n_features)
+            precisions = _check_init(
+                self.precisions_init, shape, "precisions_init", f"{self.covariance_type} precision"
+            )
+            prec_chol = precision_cholesky_from_precisions(precisions, self.covariance_type)
+            given["precisions_cholesky"] = prec_chol
+            given["covariances"] = covariances_from_precision_cholesky(
+                prec_chol, self.covariance_type
+            )
+        return given
 
     def _resolve_prior(self, X, sample_weight):
         if self.prior is None:
@@ -213,23 +253,30 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
         """
         self._check_params()
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init:  # the warm start continues from parameters of this many features
+            self._validate_X(X, reset=False)
         X = self._validate_X(X, reset=True)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
         if X.shape[0] < self.n_components:
             raise ValueError(
-                f"X has {X.shape[0]} samples but n_components={self.n_components}: a "
-                "mixture needs at least as many samples as components; reduce n_components"
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {X.shape[0]}: X has {X.shape[0]} samples "
+                f"but n_components={self.n_components}, and a mixture needs at least as many "
+                "samples as components; reduce n_components"
             )
-        check_no_constant_features(X, sample_weight, getattr(self, "feature_names_in_", None))
+        names = getattr(self, "feature_names_in_", None)
+        check_data_scale(X, names=names)
+        check_no_constant_features(X, sample_weight, names)
+        given = self._check_given_init(X.shape[1])
         prior = self._resolve_prior(X, sample_weight)
         design = Design(X, self.covariance_type, sample_weight)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
         random_state = check_random_state(self.random_state)
 
         best = None
         for init in range(self.n_init if do_init else 1):
             if do_init:
-                params = self._initial_params(X, design, random_state, prior, sample_weight)
+                params = self._initial_params(X, design, random_state, prior, sample_weight, given)
                 start = -np.inf
             else:
                 params, start = self._params(), self.lower_bound_
@@ -258,8 +305,10 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         objective, params, trace, converged, n_iter = best
         if not converged and self.max_iter > 0:
             warnings.warn(
-                "EM did not converge for the best initialisation: increase max_iter or tol, "
-                "try other initialisations (n_init), or check for degenerate data.",
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data. (EM did "
+                "not converge for the best initialisation: increase max_iter or tol, try "
+                "other initialisations (n_init), or check for degenerate data.)",
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -274,29 +323,19 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         _, resp = log_prob_resp(design, self._params())
         return resp.argmax(axis=1)
 
-    def _initial_params(self, X, design, random_state, prior, sample_weight) -> MixtureParams:
-        given = (self.weights_init, self.means_init, self.precisions_init)
-        n_features = X.shape[1]
-        if any(g is None for g in given):
+    def _initial_params(
+        self, X, design, random_state, prior, sample_weight, given: dict
+    ) -> MixtureParams:
+        """Initial parameters: those computed from ``init_params``, replaced by the
+        checked user-given ones (``given``, from :meth:`_check_given_init`)."""
+        if len(given) < 4:  # weights, means, precisions_cholesky and covariances
             resp = initial_responsibilities(
                 X, self.n_components, self.init_params, random_state, sample_weight
             )
             moments = moments_from_resp(design, resp)
-            weights, means, covariances, prec_chol = m_step(
-                moments, self.covariance_type, self.reg_covar, prior
-            )
-        if self.weights_init is not None:
-            weights = _check_init(self.weights_init, (self.n_components,), "weights_init")
-            if (weights < 0).any() or not np.isclose(weights.sum(), 1.0):
-                raise ValueError("weights_init must be non-negative and sum to 1")
-        if self.means_init is not None:
-            means = _check_init(self.means_init, (self.n_components, n_features), "means_init")
-        if self.precisions_init is not None:
-            shape = covariance_shape(self.covariance_type, self.n_components, n_features)
-            precisions = _check_init(self.precisions_init, shape, "precisions_init")
-            prec_chol = precision_cholesky_from_precisions(precisions, self.covariance_type)
-            covariances = covariances_from_precision_cholesky(prec_chol, self.covariance_type)
-        return MixtureParams(weights, means, covariances, prec_chol)
+            computed = MixtureParams(*m_step(moments, self.covariance_type, self.reg_covar, prior))
+            return computed._replace(**given)
+        return MixtureParams(**given)
 
     @staticmethod
     def _print_iteration(n_iter: int, objective: float) -> None:
@@ -345,7 +384,8 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean (weighted) log-likelihood per sample."""
         log_density = self.score_samples(X)
-        return float(np.average(log_density, weights=sample_weight))
+        weight = check_sample_weight(sample_weight, len(log_density))
+        return float(np.average(log_density, weights=weight))
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of each sample, shape (n_samples,)."""
@@ -358,6 +398,11 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``(X, labels)`` from the fitted mixture (uses ``random_state``)."""
         check_is_fitted(self)
+        if isinstance(n_samples, numbers.Integral) and n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least "
+                "one sample: n_samples must be an integer >= 1"
+            )
         n_samples = check_positive_int(n_samples, "n_samples")
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
@@ -489,12 +534,23 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         return tags
 
 
-def _check_init(value, shape: tuple, name: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
+def _check_init(value, shape: tuple, name: str, sklearn_name: str | None = None) -> np.ndarray:
+    """``value`` as a finite float64 array of ``shape``; errors name ``name`` and include
+    scikit-learn's message (its parameter ``sklearn_name``, default ``name`` less _init)."""
+    sklearn_name = sklearn_name or name.removesuffix("_init")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{name} must be a numeric array of shape {shape}, got {value!r} ({err})"
+        ) from None
     if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+        raise ValueError(
+            f"The parameter '{sklearn_name}' should have the shape of {shape}, but got "
+            f"{arr.shape}: {name} must have shape {shape}, got {arr.shape}"
+        )
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf")
+        raise ValueError(f"{name} contains NaN or inf: give finite values")
     return arr.copy()
 
 

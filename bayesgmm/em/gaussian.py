@@ -38,6 +38,7 @@ __all__ = [
     "FEATURE2_DIM",
     "FEATURE_DIM",
     "LOG_2PI",
+    "SKLEARN_COLLAPSE_MESSAGE",
     "CollapsedComponentError",
     "check_covariance_type",
     "compute_precision_cholesky",
@@ -292,13 +293,23 @@ def compute_precision_cholesky(
     return 1.0 / np.sqrt(covariances)
 
 
+#: scikit-learn's message for a collapsed component (kept verbatim at the start of ours, so
+#: that code matching scikit-learn's errors keeps working).
+SKLEARN_COLLAPSE_MESSAGE = (
+    "Fitting the mixture model failed because some components have ill-defined empirical "
+    "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
+    "number of components, increase reg_covar, or scale the input data."
+)
+
+
 def _collapse_error(k: int, covariance_type: str, nk: np.ndarray | None):
     what = "the shared covariance" if covariance_type == "tied" else f"component {k}"
     held = ""
     if nk is not None and covariance_type != "tied":
         held = f" (it holds {float(nk[k]):.3g} effective points)"
     return CollapsedComponentError(
-        f"{what}{held} has a singular covariance: the component collapsed onto too few "
+        f"{SKLEARN_COLLAPSE_MESSAGE} Here {what}{held} has a singular covariance: the "
+        "component collapsed onto too few "
         "distinct points. Remedies: increase reg_covar, reduce n_components, set a prior "
         "(prior='default' runs MAP-EM, whose covariances stay positive definite), or "
         "standardise the features."
@@ -325,16 +336,19 @@ def precision_cholesky_from_precisions(precisions: np.ndarray, covariance_type: 
         out = np.empty_like(stack)
         for k, prec in enumerate(stack):
             where = "precisions_init" if covariance_type == "tied" else f"precisions_init[{k}]"
+            sklearn = f"'{covariance_type} precision' should be symmetric, positive-definite"
             if not np.allclose(prec, prec.T, rtol=1e-10, atol=1e-12 * np.abs(prec).max()):
-                raise ValueError(f"{where} is not symmetric")
+                raise ValueError(f"{sklearn}: {where} is not symmetric")
             # the row/column-reversed matrix's lower factor, reversed, is an upper factor
             chol = _lower_cholesky(np.ascontiguousarray(prec[::-1, ::-1]))
             if chol is None:
-                raise ValueError(f"{where} is not positive definite")
+                raise ValueError(f"{sklearn}: {where} is not positive definite")
             out[k] = chol[::-1, ::-1]
         return out[0] if covariance_type == "tied" else out
     if not np.all(precisions > 0):
-        raise ValueError("precisions_init must be positive")
+        raise ValueError(
+            f"'{covariance_type} precision' should be positive: precisions_init must be > 0"
+        )
     return np.sqrt(precisions)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
+from bayesgmm._validation import check_real
 from bayesgmm.em.gaussian import LOG_2PI, log_det_precision_cholesky, precisions_from_cholesky
 from bayesgmm.em.sweep import MixtureParams, Moments
 
@@ -39,6 +40,9 @@ __all__ = [
 @dataclass(frozen=True)
 class ConjugatePrior:
     """Dirichlet and Normal-inverse-Wishart prior of MAP-EM, with mclust's defaults.
+
+    Every field is checked on construction (finite numbers in the ranges below); the
+    shapes, which depend on the data, in :meth:`resolve`.
 
     Parameters
     ----------
@@ -64,6 +68,35 @@ class ConjugatePrior:
     degrees_of_freedom: float | None = None
     scale: ArrayLike | None = field(default=None)
 
+    def __post_init__(self):
+        """Check every field (those that depend on the data again in :meth:`resolve`)."""
+        alpha = check_real(self.weight_concentration, "weight_concentration")
+        if not alpha >= 1.0:
+            raise ValueError(
+                f"weight_concentration must be >= 1 for MAP-EM, got {alpha}: below 1 the "
+                "Dirichlet has no interior mode (use BayesGMM for sparse weight priors)"
+            )
+        kappa = check_real(self.mean_precision, "mean_precision (kappa)")
+        if not kappa > 0.0:
+            raise ValueError(f"mean_precision (kappa) must be > 0, got {kappa}")
+        if self.degrees_of_freedom is not None:
+            check_real(self.degrees_of_freedom, "degrees_of_freedom", minimum=0.0, strict=True)
+        for name in ("mean_prior", "scale"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                arr = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"{name} must be None or numeric (an array of floats), got {value!r}"
+                ) from None
+            if not np.isfinite(arr).all():
+                raise ValueError(
+                    f"{name} must be finite (no NaN or inf), got {value!r}: fix the values or "
+                    f"leave {name}=None for the data-based default"
+                )
+
     def resolve(self, X: np.ndarray, sample_weight, n_components: int, covariance_type: str):
         """Fill the data-dependent defaults; validate; return a :class:`ResolvedPrior`."""
         n_features = X.shape[1]
@@ -73,13 +106,6 @@ class ConjugatePrior:
         data_cov = (centred * w[:, None]).T @ centred / w.sum()
         alpha = float(self.weight_concentration)
         kappa = float(self.mean_precision)
-        if not alpha >= 1.0:
-            raise ValueError(
-                f"weight_concentration must be >= 1 for MAP-EM, got {alpha}: below 1 the "
-                "Dirichlet has no interior mode (use BayesGMM for sparse weight priors)"
-            )
-        if not kappa > 0.0:
-            raise ValueError(f"mean_precision (kappa) must be > 0, got {kappa}")
         mu0 = data_mean if self.mean_prior is None else np.asarray(self.mean_prior, float)
         if mu0.shape != (n_features,):
             raise ValueError(f"mean_prior must have shape ({n_features},), got {mu0.shape}")

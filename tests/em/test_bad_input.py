@@ -48,9 +48,11 @@ def test_far_point_responsibilities_equal_precision_closed_form(t):
     assert gm.predict([[t, 0.0]]).tolist() == [int(np.argmax(expected))]
     # log p(x) = -t**2 / 2 + log sum_k w_k sqrt(det P_k) exp(...) - log 2 pi, or -inf
     # where it is below -1.8e308
-    reference = -0.5 * t * t + logsumexp(
-        np.log(weights) + log_det - 0.5 * np.array([0.0, 4.0])
-    ) - np.log(2 * np.pi)
+    reference = (
+        -0.5 * t * t
+        + logsumexp(np.log(weights) + log_det - 0.5 * np.array([0.0, 4.0]))
+        - np.log(2 * np.pi)
+    )
     score = gm.score_samples([[t, 0.0]])[0]
     if np.isfinite(reference):
         np.testing.assert_allclose(score, reference, rtol=1e-12)
@@ -100,3 +102,159 @@ def test_far_point_in_a_batch_leaves_the_other_rows_unchanged(X):
         np.delete(gm.score_samples(mixed), 3), gm.score_samples(near), rtol=1e-12
     )
     assert proba[3].tolist() == [1.0, 0.0] or proba[3].tolist() == [0.0, 1.0]
+
+
+# --------------------------------------------------------------- (16) seeds
+@pytest.mark.parametrize(
+    ("seed", "error"),
+    [("abc", TypeError), (2.5, TypeError), (-1, ValueError), (2**40, ValueError)],
+)
+def test_bad_random_state_is_named(X, seed, error):
+    with pytest.raises(error, match=r"random_state must be None or an integer in \[0, 2\*\*32"):
+        GaussianMixture(2, random_state=seed).fit(X)
+
+
+def test_random_state_instance_is_accepted(X):
+    gm = GaussianMixture(2, random_state=np.random.RandomState(0)).fit(X)
+    assert gm.converged_
+
+
+# ----------------------------------------------------- (19) warm start shape
+def test_warm_start_on_other_features_uses_sklearn_wording(X):
+    gm = GaussianMixture(2, warm_start=True, random_state=0).fit(X)
+    with pytest.raises(
+        ValueError,
+        match=r"X has 3 features, but GaussianMixture is expecting 2 features as input\.",
+    ):
+        gm.fit(np.c_[X, X[:, :1]])
+
+
+# ------------------------------------------------------ (22) argument types
+def test_non_numeric_weights_init_is_named(X):
+    with pytest.raises(TypeError, match=r"weights_init must be a numeric array of shape \(2,\)"):
+        GaussianMixture(2, weights_init=["a", "b"]).fit(X)
+
+
+def test_non_integer_verbose_is_named(X):
+    with pytest.raises(ValueError, match="verbose must be an integer >= 0, got 'x'"):
+        GaussianMixture(2, verbose="x").fit(X)
+
+
+def test_score_sample_weight_of_wrong_length_is_named(X):
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(200,\) to match X"):
+        gm.score(X, sample_weight=np.ones(3))
+    weights = np.arange(200.0)
+    assert gm.score(X, sample_weight=weights) == pytest.approx(
+        np.average(gm.score_samples(X), weights=weights)
+    )
+
+
+# ------------------------------------------------------- (17) data scale
+def test_data_too_large_in_scale_names_x(X):
+    with pytest.raises(ValueError, match=r"X is too large in scale: .*rescale X"):
+        GaussianMixture(2, random_state=0).fit(X * 1e300)
+
+
+# --------------------------------------------------------- (23) pandas NA
+@pytest.mark.parametrize("dtype", ["Int64", "boolean", "Float64"])
+def test_pandas_na_gets_the_nan_message(dtype):
+    pd = pytest.importorskip("pandas")
+    values = [1, None, 0, 1] if dtype != "Float64" else [1.0, None, 0.5, 2.0]
+    frame = pd.DataFrame({"a": pd.array(values, dtype=dtype), "b": [0.1, 0.2, 0.3, 0.4]})
+    with pytest.raises(ValueError, match=r"X contains NaN .* first at \[1\]: drop or impute"):
+        GaussianMixture(1).fit(frame)
+
+
+def test_pandas_nullable_columns_without_na_fit(X):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": pd.array(X[:, 0], dtype="Float64"), "b": X[:, 1]})
+    np.testing.assert_allclose(
+        GaussianMixture(2, random_state=0).fit(frame).means_,
+        GaussianMixture(2, random_state=0).fit(X).means_,
+    )
+
+
+# ------------------------------------------------ (18) ConjugatePrior fields
+@pytest.mark.parametrize(
+    ("fields", "error", "match"),
+    [
+        ({"mean_prior": [np.nan, 0.0]}, ValueError, r"mean_prior must be finite"),
+        ({"scale": [[1.0, np.inf], [0.0, 1.0]]}, ValueError, r"scale must be finite"),
+        ({"scale": "abc"}, TypeError, r"scale must be None or numeric"),
+        ({"degrees_of_freedom": -1.0}, ValueError, r"degrees_of_freedom must be > 0"),
+        ({"mean_precision": 0.0}, ValueError, r"mean_precision \(kappa\) must be > 0"),
+        ({"weight_concentration": 0.5}, ValueError, r"weight_concentration must be >= 1"),
+        ({"weight_concentration": "1"}, TypeError, r"weight_concentration must be a finite"),
+    ],
+)
+def test_invalid_conjugate_prior_fields_are_named(fields, error, match):
+    from bayesgmm import ConjugatePrior
+
+    with pytest.raises(error, match=match):
+        ConjugatePrior(**fields)
+
+
+# ------------------------------------------- scikit-learn's messages included
+SKLEARN_MESSAGES = [
+    ({"weights_init": [0.2, 0.3, 0.5]}, r"The parameter 'weights' should have the shape of"),
+    ({"weights_init": [1.5, -0.5]}, r"The parameter 'weights' should be in the range \[0, 1\]"),
+    ({"weights_init": [0.2, 0.3]}, r"The parameter 'weights' should be normalized"),
+    ({"means_init": np.zeros((3, 2))}, r"The parameter 'means' should have the shape of"),
+    (
+        {"precisions_init": np.ones((3, 2)), "covariance_type": "diag"},
+        r"The parameter 'diag precision' should have the shape of",
+    ),
+    (
+        {"precisions_init": np.zeros((2, 2, 2))},
+        r"'full precision' should be symmetric, positive-definite",
+    ),
+    (
+        {"precisions_init": -np.ones((2, 2)), "covariance_type": "diag"},
+        r"'diag precision' should be positive",
+    ),
+]
+
+
+@pytest.mark.parametrize(("params", "match"), SKLEARN_MESSAGES)
+def test_bad_init_messages_include_sklearns(X, params, match):
+    from sklearn.mixture import GaussianMixture as SklearnGM
+
+    with pytest.raises(ValueError, match=match):
+        SklearnGM(2, **params).fit(X)  # the pattern is scikit-learn's own
+    with pytest.raises(ValueError, match=match):
+        GaussianMixture(2, **params).fit(X)
+
+
+def test_too_few_samples_message_includes_sklearns(X):
+    match = r"Expected n_samples >= n_components but got n_components = 3, n_samples = 2"
+    with pytest.raises(ValueError, match=match):
+        GaussianMixture(3).fit(X[:2])
+
+
+def test_convergence_warning_includes_sklearns(X):
+    from sklearn.exceptions import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match="Best performing initialization did not converge"):
+        GaussianMixture(2, max_iter=1, tol=0.0, random_state=0).fit(X)
+
+
+def test_collapse_error_includes_sklearns():
+    from bayesgmm.em.gaussian import CollapsedComponentError, compute_precision_cholesky
+
+    with pytest.raises(CollapsedComponentError, match="ill-defined empirical covariance"):
+        compute_precision_cholesky(np.zeros((1, 2, 2)), "full")
+    with pytest.raises(ValueError, match="Fitting the mixture model failed because some"):
+        compute_precision_cholesky(np.zeros(2), "spherical")
+
+
+def test_sample_messages_include_sklearns(X):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted"):
+        GaussianMixture(2).sample(3)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(
+        ValueError, match=r"Invalid value for 'n_samples': 0 \. The sampling requires"
+    ):
+        gm.sample(0)
