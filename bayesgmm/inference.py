@@ -18,6 +18,7 @@ agreement is then checked, not assumed (see :mod:`bayesgmm.gmm.crosscheck`).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Mapping
 
@@ -97,8 +98,7 @@ def sample_nuts(
                 stacklevel=2,
             )
         else:
-            return nutpie.sample(
-                compiled,
+            options = dict(
                 draws=draws,
                 tune=tune,
                 chains=chains,
@@ -106,6 +106,14 @@ def sample_nuts(
                 progress_bar=progressbar,
                 save_warmup=False,
             )
+            try:
+                return nutpie.sample(compiled, **options)
+            except RuntimeError as err:
+                if "initial gradient" not in str(err):
+                    raise
+                # nutpie refuses a start where a gradient coordinate is exactly 0 (e.g. the
+                # weights of a MAP that splits the data into equal halves): move off it
+                return nutpie.sample(_nudged(compiled), **options)
     return pm.sample(
         draws=draws,
         tune=tune,
@@ -117,6 +125,29 @@ def sample_nuts(
         nuts_sampler="pymc",
         compute_convergence_checks=False,
     )
+
+
+#: Relative size of the step that moves a start rejected by nutpie off its zero gradient.
+START_NUDGE = 1e-8
+
+
+def _nudged(compiled):
+    """``compiled`` with its unconstrained start moved by ``START_NUDGE`` relative.
+
+    nutpie (nuts-rs) rejects an initial point at which a coordinate of the gradient is
+    exactly 0 ("bad initial gradient: Invalid initial point"); exact zeros happen at
+    symmetric points, such as a MAP whose components hold the same number of points.
+    The step (alternating signs) is far below any posterior scale, and no gradient
+    coordinate is exactly 0 there.
+    """
+    start = compiled.initial_point_func
+
+    def nudged(seed):
+        x0 = np.asarray(start(seed), dtype=np.float64)
+        signs = np.where(np.arange(x0.size) % 2 == 0, 1.0, -1.0)
+        return x0 + START_NUDGE * (1.0 + np.abs(x0)) * signs
+
+    return dataclasses.replace(compiled, initial_point_func=nudged)
 
 
 def _compile_nutpie(model: pm.Model, start: dict[str, np.ndarray], fast: Callable | None):

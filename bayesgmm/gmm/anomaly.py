@@ -24,9 +24,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesgmm._validation import check_real
+
 __all__ = ["anomaly_scores", "flag_anomalies", "score_threshold"]
 
 CATEGORIES = ("anomaly", "uncertain", "normal")
+
+
+def _check_model(model) -> None:
+    if not callable(getattr(model, "score_samples", None)):
+        raise TypeError(
+            "model must be a fitted GaussianMixture or BayesGMM (anything with "
+            f"score_samples), got {type(model).__name__} {model!r:.60}: the arguments are "
+            "(model, X)"
+        )
 
 
 def anomaly_scores(model, X, *, prob: float = 0.94) -> pd.DataFrame:
@@ -38,6 +49,7 @@ def anomaly_scores(model, X, *, prob: float = 0.94) -> pd.DataFrame:
     """
     if not 0.0 < prob < 1.0:
         raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+    _check_model(model)
     score = np.asarray(model.score_samples(X))
     if hasattr(model, "log_density_draws"):
         low, high = np.quantile(
@@ -52,14 +64,24 @@ def score_threshold(model, X_reference, quantile: float = 0.01) -> float:
     """The ``quantile`` of the scores of reference data (e.g. the training set)."""
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+    _check_model(model)
     return float(np.quantile(model.score_samples(X_reference), quantile))
 
 
 def flag_anomalies(scores: pd.DataFrame, threshold: float) -> pd.Series:
-    """ "anomaly" / "uncertain" / "normal" per row of :func:`anomaly_scores` (see module)."""
+    """ "anomaly" / "uncertain" / "normal" per row of :func:`anomaly_scores` (see module).
+
+    ``threshold`` must be a finite number (e.g. from :func:`score_threshold`): a NaN
+    threshold would label every point "normal".
+    """
+    if not isinstance(scores, pd.DataFrame):
+        raise TypeError(
+            f"scores must be the DataFrame of anomaly_scores(model, X), got {type(scores).__name__}"
+        )
     missing = {"low", "high"} - set(scores.columns)
     if missing:
         raise ValueError(f"scores need columns {sorted(missing)}: use anomaly_scores(...)")
+    check_real(threshold, "threshold")
     labels = np.where(
         scores["high"] < threshold,
         "anomaly",

@@ -17,6 +17,7 @@ The posterior lives in ``idata_`` (an ArviZ ``DataTree``) next to the ``em`` and
 from __future__ import annotations
 
 import json
+import numbers
 import warnings
 
 import numpy as np
@@ -26,12 +27,25 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from bayesgmm._validation import check_data_matrix, check_positive_int
+from bayesgmm._validation import (
+    check_choice,
+    check_data_matrix,
+    check_data_scale,
+    check_positive_int,
+    check_seed,
+)
 from bayesgmm.em.estimator import GaussianMixture
-from bayesgmm.em.gaussian import inverse_lower
+from bayesgmm.em.gaussian import check_covariance_type, inverse_lower
 from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
 from bayesgmm.gmm.crosscheck import crosscheck
-from bayesgmm.gmm.model import OBS_DIM, OBS_VAR, build_gmm_model, initial_values_from_em
+from bayesgmm.gmm.model import (
+    OBS_DIM,
+    OBS_VAR,
+    build_gmm_model,
+    check_order_feature,
+    initial_values_from_em,
+    resolve_gmm_priors,
+)
 from bayesgmm.inference import SAMPLERS, find_map, sample_nuts
 from bayesgmm.io import SaveLoadMixin, from_netcdf_data, to_netcdf_data
 from bayesgmm.verdict import SAMPLE_DIMS
@@ -84,6 +98,10 @@ def fit_point_estimates(
     named model variable.
     """
     data = check_data_matrix(X, min_samples=2)
+    # before any work: a bad order_feature would fail in the reordering below, bad priors
+    # only after EM
+    check_order_feature(order_feature, data.shape[1])
+    resolve_gmm_priors(data, n_components, covariance_type, priors)
     em = GaussianMixture(
         n_components,
         covariance_type=covariance_type,
@@ -122,11 +140,13 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         (:mod:`bayesgmm.gmm.fast_logp`, no per-model compilation);
         'nutpie-pytensor' switches that off and compiles the PyMC graph instead.
     chains, draws, tune : int, default 4, 1000, 1000
+        Each >= 1 (``tune`` may be 0 only with ``sampler='pymc'``: nutpie needs a warm-up).
     em_n_init : int, default=5
         EM restarts for the initial estimate.
     max_predict_draws : int, default=500
         Posterior draws (thinned evenly) used by predictions and densities.
     random_state : int or None
+        A seed in [0, 2**32 - 1] (it seeds EM, the MAP and NUTS).
     progressbar : bool, default=True
 
     Attributes
@@ -191,22 +211,49 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         self.progressbar = progressbar
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None) -> BayesGMM:
-        """EM, MAP, NUTS and the cross-check on ``X`` (n_samples, n_features)."""
+    def _check_params(self, X) -> np.ndarray:
+        """Check every parameter, then ``X`` against them, before any work (EM, MAP, NUTS).
+
+        Returns ``X`` as a checked float64 array.
+        """
         for name in ("n_components", "chains", "draws", "em_n_init", "max_predict_draws"):
             check_positive_int(getattr(self, name), name)
+        check_choice(self.sampler, "sampler", SAMPLERS)
+        if self.sampler != "pymc" and not (
+            isinstance(self.tune, numbers.Integral) and not isinstance(self.tune, bool)
+            and self.tune >= 1
+        ):  # fmt: skip
+            raise ValueError(
+                f"tune must be an integer >= 1 with sampler={self.sampler!r}, got "
+                f"{self.tune!r}: nutpie needs at least one warm-up draw to adapt its step "
+                "size (tune=0 crashes it); use tune >= 1 (default 1000), or sampler='pymc'"
+            )
         check_positive_int(self.tune, "tune", minimum=0)
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        check_covariance_type(self.covariance_type)
+        check_seed(self.random_state)
+        data = check_data_matrix(X, min_samples=2)
+        names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+        check_data_scale(data, names=names)
+        check_order_feature(self.order_feature, data.shape[1])
+        resolve_gmm_priors(data, self.n_components, self.covariance_type, self.priors)
         if self.chains < 4:
             warnings.warn(
                 f"chains={self.chains}: mixture posteriors are multimodal and chains in "
                 "different modes can only be detected with several chains; use >= 4",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
+        return data
+
+    def fit(self, X, y=None) -> BayesGMM:
+        """EM, MAP, NUTS and the cross-check on ``X`` (n_samples, n_features).
+
+        Every parameter is checked first (:class:`ValueError` or :class:`TypeError` naming
+        it); ``X`` must be finite, with at least 2 samples and each feature's spread below
+        1e150 (rescale larger data).
+        """
+        data = self._check_params(X)
         names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
-        data = check_data_matrix(X, min_samples=2)
         seeds = np.random.SeedSequence(self.random_state).generate_state(3)
         em_seed, map_seed, nuts_seed = (int(s) for s in seeds)
 
@@ -339,8 +386,9 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
 
     def sample(self, n_samples: int = 1, *, random_state=None) -> tuple[np.ndarray, np.ndarray]:
         """Posterior predictive draws ``(X, labels)``: a posterior draw, then x from it."""
+        check_is_fitted(self, "idata_")
         n_samples = check_positive_int(n_samples, "n_samples")
-        rng = np.random.default_rng(random_state)
+        rng = np.random.default_rng(check_seed(random_state, instances=(np.random.Generator,)))
         params = list(self._draw_params())
         which = rng.integers(len(params), size=n_samples)
         X = np.empty((n_samples, self.n_features_in_))
@@ -361,6 +409,7 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         import arviz as az
         import pymc as pm
 
+        check_is_fitted(self, "idata_")
         if "log_likelihood" not in self.idata_.children:
             ll = pm.compute_log_likelihood(
                 xr.DataTree.from_dict({"posterior": self.idata_["posterior"].to_dataset()}),

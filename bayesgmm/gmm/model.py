@@ -43,9 +43,11 @@ __all__ = [
     "OBS_DIM",
     "OBS_VAR",
     "build_gmm_model",
+    "check_order_feature",
     "default_gmm_priors",
     "initial_values_from_em",
     "model_covariance_type",
+    "resolve_gmm_priors",
 ]
 
 #: Name of the observed variable and of its observation dim (PyMC forbids a variable
@@ -130,7 +132,8 @@ def _check_n_components(n_components: Any, n_obs: int) -> int:
     return k
 
 
-def _check_order_feature(order_feature: Any, n_features: int) -> int | None:
+def check_order_feature(order_feature: Any, n_features: int) -> int | None:
+    """``order_feature`` as a column index in ``[0, n_features)``, or None; else ValueError."""
     if order_feature is None:
         return None
     if isinstance(order_feature, bool) or not isinstance(order_feature, int | np.integer):
@@ -220,10 +223,21 @@ def _prior_array(
     return value
 
 
-def _resolve_priors(
+def resolve_gmm_priors(
     X: np.ndarray, n_components: int, covariance_type: str, priors: Mapping[str, Any] | None
 ) -> dict[str, np.ndarray]:
+    """The priors of :func:`build_gmm_model`: ``default_gmm_priors(X) | priors``, checked.
+
+    Raises TypeError when ``priors`` is not a dict (or None), ValueError for an unknown
+    key or a value of the wrong shape, non-finite or not positive where it must be.
+    """
     valid = _valid_prior_keys(covariance_type)
+    if priors is not None and not isinstance(priors, Mapping):
+        raise TypeError(
+            f"priors must be a dict of prior overrides or None, got {type(priors).__name__} "
+            f"{priors!r}: pass e.g. priors={{'weights_alpha': 2.0}}; valid keys are "
+            f"{list(valid)}"
+        )
     user = dict(priors or {})
     unknown = sorted(set(user) - set(valid))
     if unknown:
@@ -567,10 +581,10 @@ def build_gmm_model(
     n_obs, d = data.shape
     k = _check_n_components(n_components, n_obs)
     covariance_type = check_covariance_type(covariance_type)
-    j = _check_order_feature(order_feature, d)
+    j = check_order_feature(order_feature, d)
     if logp_form not in _LOGP_FORMS:
         raise ValueError(f"Unknown logp_form {logp_form!r}; use one of {list(_LOGP_FORMS)}.")
-    pri = _resolve_priors(data, k, covariance_type, priors)
+    pri = resolve_gmm_priors(data, k, covariance_type, priors)
 
     model_coords = _build_coords(n_obs, k, feature_names, coords)
     use_order = j is not None and k > 1
