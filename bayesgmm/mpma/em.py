@@ -52,6 +52,7 @@ from scipy.special import gammaln, logsumexp
 from scipy.stats import invgamma
 from sklearn.cluster import KMeans
 
+from bayesgmm._validation import check_real
 from bayesgmm.em.gaussian import LOG_2PI
 from bayesgmm.mpma.als import Factors, SideIndex, als_sweep, factor_means, side_index
 
@@ -78,6 +79,9 @@ COMPONENTS = ("global", "user", "item")
 @dataclass(frozen=True)
 class MPMAPriors:
     """Prior hyperparameters of MPMA (rating units).
+
+    Every field is a finite number, > 0 except ``weights_alpha`` (>= 1, for an interior
+    MAP of ``pi``) and ``offset_mu`` (any); checked on construction.
 
     Attributes
     ----------
@@ -106,6 +110,14 @@ class MPMAPriors:
     bias_penalty: float = 3.0
     offset_mu: float = 3.0
     offset_sd: float = 2.0
+
+    def __post_init__(self):
+        """Check every field: TypeError or ValueError naming it and its allowed range."""
+        check_real(self.weights_alpha, "MPMAPriors.weights_alpha", minimum=1.0)
+        for name in ("sigma_a", "sigma_b", "sigma_min", "factor_penalty", "bias_penalty",
+                     "offset_sd"):  # fmt: skip
+            check_real(getattr(self, name), f"MPMAPriors.{name}", minimum=0.0, strict=True)
+        check_real(self.offset_mu, "MPMAPriors.offset_mu")
 
 
 @dataclass

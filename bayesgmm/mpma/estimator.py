@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -17,7 +18,7 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from bayesgmm._validation import check_positive_int
+from bayesgmm._validation import check_positive_int, check_seed
 from bayesgmm.io import SaveLoadMixin, fitted_attributes
 from bayesgmm.mpma.als import Factors
 from bayesgmm.mpma.data import check_rating_scale, encode, validate_ratings
@@ -33,7 +34,11 @@ from bayesgmm.mpma.em import (
 )
 from bayesgmm.mpma.gibbs import ComponentPosterior, GibbsPriors, fit_gibbs
 
-__all__ = ["MPMA", "GibbsMPMA", "mae", "resolve_priors", "rmse"]
+__all__ = ["MPMA", "GibbsMPMA", "UnseenIdWarning", "mae", "resolve_priors", "rmse"]
+
+
+class UnseenIdWarning(UserWarning):
+    """``predict`` got user or item ids not seen in ``fit`` (they get the fallback)."""
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -75,9 +80,11 @@ class MPMA(SaveLoadMixin, BaseEstimator):
     Parameters
     ----------
     n_factors : int, default=10
-        Rank of every component's factorisation (>= 0).
+        Rank of every component's factorisation (>= 0, and at most
+        ``min(n_users, n_items)`` of the ratings given to ``fit``).
     n_user_groups, n_item_groups : int, default=2
-        Number of k-means groups of users (items) on the global factors (>= 1).
+        Number of k-means groups of users (items) on the global factors (>= 1, and at
+        most the number of users (items) in the ratings).
     components : tuple of str, default=("global", "user", "item")
         Active components, in that order; "global" is required (it initialises the
         others and predicts for unseen users/items). ``("global",)`` is PMF.
@@ -102,6 +109,7 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         the ratings they already explain best, which raises the log posterior but makes
         the mixture mean a worse predictor of held-out ratings (see the benchmark).
     random_state : int or None, default=None
+        A seed in [0, 2**32 - 1].
 
     Attributes
     ----------
@@ -212,7 +220,29 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         check_positive_int(self.n_user_groups, "n_user_groups")
         check_positive_int(self.n_item_groups, "n_item_groups")
         check_rating_scale(self.rating_scale)
+        check_seed(self.random_state)
         return components
+
+    def _check_against_data(self, n_users: int, n_items: int) -> None:
+        """The rank and the numbers of groups must fit the ratings: a rank above
+        ``min(n_users, n_items)`` cannot be identified from them (and makes every sweep
+        slow), and k-means cannot form more groups than entities."""
+        limit = min(n_users, n_items)
+        if self.n_factors > limit:
+            raise ValueError(
+                f"n_factors={self.n_factors} exceeds the rank the ratings can support: "
+                f"{n_users} users x {n_items} items allow at most min(n_users, n_items) = "
+                f"{limit} factors; use n_factors <= {limit} (typically far fewer)"
+            )
+        for name, n_groups, n_entities, kind in (
+            ("n_user_groups", self.n_user_groups, n_users, "users"),
+            ("n_item_groups", self.n_item_groups, n_items, "items"),
+        ):
+            if n_groups > n_entities:
+                raise ValueError(
+                    f"{name}={n_groups} exceeds the {n_entities} {kind} in the ratings: "
+                    f"use {name} <= {n_entities}"
+                )
 
     # --------------------------------------------------------------------- fit
     def fit(self, data, items=None, ratings=None) -> MPMA:
@@ -247,6 +277,7 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         """Validate and encode the ratings, run ``fitter`` (``fit_map_em`` or ``fit_gibbs``)
         with the structure shared by both, and set the fitted attributes they share."""
         encoded = encode(validate_ratings(data, items, ratings, rating_scale=self.rating_scale))
+        self._check_against_data(len(encoded.user_ids), len(encoded.item_ids))
         start = time.perf_counter()
         fit = fitter(
             encoded.users, encoded.items, encoded.ratings,
@@ -317,10 +348,13 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         An unseen user or item has no group and no fitted factors; its prediction falls
         back to the global component with the unseen entity at its prior mean (zero bias
         and factors): ``offset + item bias`` for an unseen user, ``offset + user bias``
-        for an unseen item, ``offset`` when both are unseen.
+        for an unseen item, ``offset`` when both are unseen. An :class:`UnseenIdWarning`
+        says how many ids were unseen (and when they look like ids of another type, such
+        as ``'1'`` for ``1``, how to convert them).
         """
         check_is_fitted(self)
         u, i = self._encode_pairs(user, item)
+        self._warn_unseen(user, item, u, i)
         known = (u >= 0) & (i >= 0)
         out = np.empty(u.shape[0])
         out[known] = self._component_means(u[known], i[known]) @ self.weights_
@@ -330,6 +364,36 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         fallback += np.where(i[~known] >= 0, glob.col_bias[i[~known]], 0.0)
         out[~known] = fallback
         return np.clip(out, *check_rating_scale(self.rating_scale))
+
+    def _warn_unseen(self, user, item, u: np.ndarray, i: np.ndarray) -> None:
+        """UnseenIdWarning with the number of unseen users and items, and a hint when the
+        ids given are of another kind than those seen in ``fit`` (``'1'`` for ``1``)."""
+        parts, hints = [], []
+        for side, given, codes, seen in (
+            ("user", user, u, self.user_ids_),
+            ("item", item, i, self.item_ids_),
+        ):
+            n_unseen = int((codes < 0).sum())
+            if not n_unseen:
+                continue
+            parts.append(f"{n_unseen} of {codes.size} {side} ids")
+            given_kind = np.atleast_1d(np.asarray(given)).dtype.kind
+            seen_kind = np.asarray(seen).dtype.kind
+            numeric = set("iuf")
+            if (given_kind in numeric) != (seen_kind in numeric) and n_unseen == codes.size:
+                hints.append(
+                    f"the {side} ids given are {np.atleast_1d(np.asarray(given)).dtype} but "
+                    f"fit saw {np.asarray(seen).dtype} ids: convert them (e.g. "
+                    f"{'astype(int)' if seen_kind in numeric else 'astype(str)'})"
+                )
+        if parts:
+            hint = ("; " + "; ".join(hints)) if hints else ""
+            warnings.warn(
+                f"{' and '.join(parts)} were not seen in fit: their predictions fall back to "
+                f"the global offset and biases{hint}",
+                UnseenIdWarning,
+                stacklevel=3,
+            )
 
     def predict_proba_components(self, data, items=None, ratings=None) -> np.ndarray:
         """Responsibilities ``p(component | rating)`` of known ratings, shape (N, n_components)."""
@@ -500,6 +564,7 @@ class GibbsMPMA(MPMA):
         Share of the training ratings held out from the components to fit the mixture
         weights (not used with one component).
     random_state : int or None, default=None
+        A seed in [0, 2**32 - 1].
 
     Attributes
     ----------
@@ -600,11 +665,7 @@ class GibbsMPMA(MPMA):
         self
         """
         components = self._check_params()
-        priors = resolve_priors(self.priors, GibbsPriors)
-        if priors.weights_alpha < 1:
-            raise ValueError(f"priors.weights_alpha must be >= 1, got {priors.weights_alpha}")
-        if priors.noise_sd is not None and not priors.noise_sd > 0:
-            raise ValueError(f"priors.noise_sd must be > 0 or None, got {priors.noise_sd!r}")
+        priors = resolve_priors(self.priors, GibbsPriors)  # fields checked by GibbsPriors
         fit = self._run_fit(
             fit_gibbs, priors, components, data, items, ratings,
             n_burn=int(self.n_burn), n_draws=int(self.n_draws),

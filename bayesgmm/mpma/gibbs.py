@@ -31,12 +31,14 @@ parameters (they fit their training ratings best, and predict new ones worst).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import logsumexp
 from scipy.stats import wishart
 
+from bayesgmm._validation import check_real
 from bayesgmm.em.gaussian import LOG_2PI
 from bayesgmm.mpma.als import Factors, factor_means, update_side
 from bayesgmm.mpma.em import (
@@ -62,6 +64,9 @@ __all__ = [
 class GibbsPriors:
     """Hyperpriors of the Gibbs-sampled MPMA (rating units).
 
+    Every field is a finite number > 0 (``weights_alpha`` >= 1; ``noise_sd`` may be
+    None); checked on construction.
+
     Attributes
     ----------
     beta0 : float
@@ -86,6 +91,21 @@ class GibbsPriors:
     noise_rate: float = 1.0
     noise_sd: float | None = None
     weights_alpha: float = 2.0
+
+    def __post_init__(self):
+        """Check every field: TypeError or ValueError naming it and its allowed range."""
+        for name in ("beta0", "wishart_scale", "noise_shape", "noise_rate"):
+            check_real(getattr(self, name), f"GibbsPriors.{name}", minimum=0.0, strict=True)
+        sd = self.noise_sd
+        if sd is not None and not (
+            isinstance(sd, numbers.Real) and not isinstance(sd, bool)
+            and math.isfinite(sd) and sd > 0
+        ):  # fmt: skip
+            raise ValueError(
+                f"GibbsPriors.noise_sd must be > 0 or None (a finite fixed noise sd, or None "
+                f"to sample it), got {sd!r}"
+            )
+        check_real(self.weights_alpha, "GibbsPriors.weights_alpha", minimum=1.0)
 
 
 def sample_normal_wishart(
