@@ -134,9 +134,9 @@ def test_far_point_posterior_responsibilities_closed_form(t):
 
 # -------------------------------------------------------- (6) small data
 @pytest.mark.filterwarnings("ignore:component")
-@pytest.mark.parametrize("n", [4, 10])
+@pytest.mark.parametrize("n", [2, 4, 10])
 def test_small_data_samples(X, n):
-    """With N = 4 or 10 and K = 2 the MAP splits the data into equal halves, where the
+    """With N = 2, 4 or 10 and K = 2 the MAP splits the data into equal halves, where the
     gradient of the weights is exactly 0 and nutpie refused to start; the sampler now
     starts a rounding-sized step away."""
     model = BayesGMM(2, tune=50, draws=50, progressbar=False, random_state=0).fit(X[:n])
