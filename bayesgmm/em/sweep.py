@@ -43,7 +43,8 @@ from bayesgmm.em.gaussian import (
 from bayesgmm.em.kernels import responsibilities_inplace
 
 __all__ = [
-    "FAR_WHITENED",
+    "CENTRE_ROUNDING",
+    "FAR_LOG_DENSITY",
     "GUARD_MAHALANOBIS_SQ",
     "N_THREADS",
     "Design",
@@ -55,11 +56,14 @@ __all__ = [
 ]
 
 GUARD_MAHALANOBIS_SQ = 1e4
-#: Rows further than this from the design centre, in precision-scaled units (a bound on
-#: ``|(x - c) P_k|``), are evaluated by :func:`_far_log_prob_resp`: there the rounding of
-#: the expanded quadratic forms (``eps * distance**2``) would exceed 1e-8, and they overflow
-#: beyond about 1e154. Rows near the centre (nearly all) keep the one-product path.
-FAR_WHITENED = 1e4
+#: Rows with ``log p(x)`` below this (about 1e4 sds from every component), or not finite,
+#: are evaluated by :func:`_far_log_prob_resp`: there the rounding of the expanded quadratic
+#: forms (``eps * |log p|``) would exceed 1e-8, and beyond about 1e154 they overflow.
+FAR_LOG_DENSITY = -1e8
+#: When the design centre is so far from the components (far rows in the batch) that
+#: centring costs the other rows more than this (in sds: ``eps * |c - mean of means| /
+#: sd``), every row is evaluated by :func:`_far_log_prob_resp`.
+CENTRE_ROUNDING = 1e-8
 _BLOCK_BYTES = 8 * 2**20
 _MIN_BLOCK_ROWS = 4096
 _CACHE_BYTES = 512 * 2**20
@@ -294,22 +298,25 @@ def log_prob_resp(design: Design, params: MixtureParams):
     lin = _linearise(design, params)
     log_norm = np.empty(design.n_samples)
     resp = np.empty((design.n_samples, params.means.shape[0]))
-    reach = np.empty(design.n_samples)
     ones = np.ones(design.n_samples)
-    # per feature, the largest precision Cholesky entry: |d| @ scale bounds |d P_k|
-    n_components, n_features = params.means.shape
-    chol = full_covariances(params.precisions_cholesky, design.covariance_type, n_components,
-                            n_features)  # fmt: skip
-    scale = np.abs(chol).max(axis=(0, 2))
 
     def block(rows, Z):
         # far rows (which may overflow) are redone below by _far_log_prob_resp
         with np.errstate(over="ignore", invalid="ignore"):
             resp[rows], log_norm[rows], _ = _e_block(design, lin, Z, ones[rows])
-            reach[rows] = np.abs(Z[:, design.n_quadratic :]) @ scale
 
     _map_blocks(block, design)
-    far = np.flatnonzero(~(reach <= FAR_WHITENED) | ~np.isfinite(log_norm))
+    # per feature, the largest precision Cholesky entry: |d| @ scale bounds |d P_k|
+    n_components, n_features = params.means.shape
+    chol = full_covariances(params.precisions_cholesky, design.covariance_type, n_components,
+                            n_features)  # fmt: skip
+    scale = np.abs(chol).max(axis=(0, 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        displacement = np.abs(design.center - params.means.mean(axis=0)) @ scale
+    if not np.finfo(np.float64).eps * displacement <= CENTRE_ROUNDING:
+        far = np.arange(design.n_samples)
+    else:
+        far = np.flatnonzero(~(log_norm > FAR_LOG_DENSITY))  # non-finite included
     if far.size:
         log_norm[far], resp[far] = _far_log_prob_resp(design._X[far], params, design)
     return log_norm, resp
