@@ -59,21 +59,8 @@ GMM_PRIOR_KEYS = ("weights_alpha", "means_mu", "means_sigma", "sigma_scale", "lk
 def check_spec(spec: Spec, model: dict, inference: dict) -> Spec:
     """Validate the gmm keys of ``[model]`` and ``[inference]``; ``spec`` with them set.
 
-    Parameters
-    ----------
-    spec : Spec
-        The shared keys validated, this family's fields at their defaults.
-    model, inference : dict
-        This family's keys of those tables, as read.
-
-    Returns
-    -------
-    Spec
-
-    Raises
-    ------
-    SpecError
-        Naming the key, the value and the allowed values.
+    One of the family hooks of ``bayesgmm run`` (arguments, result and errors: the
+    "Families" section of :mod:`bayesgmm.spec`).
     """
     k = model.get("n_components", 2)
     ks = k if isinstance(k, list) else [k]
@@ -272,18 +259,8 @@ def _run_nuts(spec: Spec, X: pd.DataFrame, context: RunContext, settings: dict):
 def run(spec: Spec, data: Table, context: RunContext) -> FamilyOutput:
     """Fit the mixture ``spec`` describes to ``data``; write its files into the context.
 
-    Parameters
-    ----------
-    spec : Spec
-    data : bayesgmm.datasets.Table
-        From :func:`load_data`.
-    context : bayesgmm.run.RunContext
-
-    Returns
-    -------
-    bayesgmm.run.FamilyOutput
-        The data paragraph, report sections, files, figures, the cross-check's verdict
-        (NUTS) and, for a sweep, ``selected_k`` for the manifest.
+    One of the family hooks of ``bayesgmm run`` (arguments, result and errors: the
+    "Families" section of :mod:`bayesgmm.spec`).
     """
     X = data.frame
     settings = dict(

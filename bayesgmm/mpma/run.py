@@ -110,21 +110,8 @@ def check_spec(spec: Spec, model: dict, inference: dict) -> Spec:
 
     The options and priors are checked by building the (unfitted) estimator.
 
-    Parameters
-    ----------
-    spec : Spec
-        The shared keys validated, this family's fields at their defaults.
-    model, inference : dict
-        This family's keys of those tables, as read.
-
-    Returns
-    -------
-    Spec
-
-    Raises
-    ------
-    SpecError
-        Naming the key, the value and the allowed values.
+    One of the family hooks of ``bayesgmm run`` (arguments, result and errors: the
+    "Families" section of :mod:`bayesgmm.spec`).
     """
     holdout = inference.get("holdout", 0.2)
     if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout < 1:
@@ -212,18 +199,8 @@ def _fit_summary(model) -> str:
 def run(spec: Spec, data: Table, context: RunContext) -> FamilyOutput:
     """Fit, score and (for NUTS) cross-check MPMA as ``spec`` says; write its files.
 
-    Parameters
-    ----------
-    spec : Spec
-    data : bayesgmm.datasets.Table
-        From :func:`load_data`.
-    context : bayesgmm.run.RunContext
-
-    Returns
-    -------
-    bayesgmm.run.FamilyOutput
-        The data paragraph, report sections, files, figures, the cross-check's verdict
-        (None without NUTS) and, for the manifest, the metrics and the priors used.
+    One of the family hooks of ``bayesgmm run`` (arguments, result and errors: the
+    "Families" section of :mod:`bayesgmm.spec`).
     """
     out_dir = context.directory
     ratings = _ratings_frame(data.frame)
