@@ -62,8 +62,11 @@ __all__ = [
     "HEADER_SIZE",
     "SaveLoadMixin",
     "fitted_attributes",
+    "fitted_variables",
     "from_netcdf_data",
     "read_model_file",
+    "require_fitted",
+    "restore_fitted",
     "to_netcdf_data",
     "write_model_file",
 ]
@@ -183,6 +186,48 @@ def fitted_attributes(estimator: object) -> dict[str, Any]:
         for name, value in vars(estimator).items()
         if name.endswith("_") and not name.startswith("_")
     }
+
+
+def fitted_variables(
+    estimator: object, fitted: dict[str, Any], dims: dict[str, tuple[str, ...]]
+) -> tuple[dict[str, tuple], dict[str, Any]]:
+    """Split ``fitted`` (from :func:`fitted_attributes`) for a file.
+
+    Returns the ndarray attributes as netCDF variables ``{name: (dims, array)}`` (dims from
+    ``dims``, else ``<name>dim_0``, ...) and the JSON attributes: ``params`` (the
+    estimator's constructor parameters), ``fitted`` (the other fitted values) and
+    ``arrays`` (the names of the variables), which :func:`restore_fitted` reads back.
+    """
+    arrays = {name: value for name, value in fitted.items() if isinstance(value, np.ndarray)}
+    variables = {
+        name: (dims.get(name) or tuple(f"{name}dim_{i}" for i in range(value.ndim)), value)
+        for name, value in arrays.items()
+    }
+    attrs = {
+        "params": estimator.get_params(deep=False),
+        "fitted": {name: value for name, value in fitted.items() if name not in arrays},
+        "arrays": sorted(arrays),
+    }
+    return variables, attrs
+
+
+def restore_fitted(cls: type, data: xr.Dataset, attrs: dict[str, Any]):
+    """An estimator ``cls(**params)`` with the fitted values and arrays that
+    :func:`fitted_variables` stored."""
+    estimator = cls(**attrs["params"])
+    for name, value in attrs["fitted"].items():
+        setattr(estimator, name, value)
+    for name in attrs["arrays"]:
+        setattr(estimator, name, data[name].values)
+    return estimator
+
+
+def require_fitted(estimator: object, names: tuple[str, ...]) -> None:
+    """KeyError naming the fitted attributes of ``names`` that a loaded estimator lacks
+    (a file with the right tag but missing content)."""
+    missing = [name for name in names if not hasattr(estimator, name)]
+    if missing:
+        raise KeyError(f"fitted attribute(s) {missing}")
 
 
 def to_netcdf_data(model: SaveLoadMixin) -> xr.Dataset | xr.DataTree:

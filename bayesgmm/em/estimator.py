@@ -35,7 +35,13 @@ from bayesgmm.em.gaussian import (
 )
 from bayesgmm.em.priors import ConjugatePrior
 from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp, moments_from_resp
-from bayesgmm.io import SaveLoadMixin, fitted_attributes
+from bayesgmm.io import (
+    SaveLoadMixin,
+    fitted_attributes,
+    fitted_variables,
+    require_fitted,
+    restore_fitted,
+)
 
 
 class DegenerateComponentWarning(UserWarning):
@@ -477,8 +483,6 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         as JSON attributes."""
         import xarray as xr
 
-        fitted = fitted_attributes(self)
-        arrays = {name: value for name, value in fitted.items() if isinstance(value, np.ndarray)}
         cov_dims = covariance_dims(self.covariance_type)
         dims = {
             "weights_": (COMPONENT_DIM,),
@@ -489,34 +493,18 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
             "degenerate_components_": ("degenerate",),
             "feature_names_in_": (FEATURE_DIM,),
         }
-        data = xr.Dataset(
-            {
-                name: (dims.get(name) or tuple(f"{name}dim_{i}" for i in range(value.ndim)), value)
-                for name, value in arrays.items()
-            }
-        )
-        attrs = {
-            "params": self.get_params(deep=False),
-            "fitted": {name: value for name, value in fitted.items() if name not in arrays},
-            "arrays": sorted(arrays),
-        }
-        return data, attrs
+        variables, attrs = fitted_variables(self, fitted_attributes(self), dims)
+        return xr.Dataset(variables), attrs
 
     @classmethod
     def _from_netcdf(cls, data, attrs) -> GaussianMixture:
-        estimator = cls(**attrs["params"])
-        for name, value in attrs["fitted"].items():
-            setattr(estimator, name, value)
-        for name in attrs["arrays"]:
-            setattr(estimator, name, data[name].values)
+        estimator = restore_fitted(cls, data, attrs)
         required = (
             "weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
             "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "prior_",
             "degenerate_components_", "n_features_in_",
         )  # fmt: skip
-        missing = [name for name in required if not hasattr(estimator, name)]
-        if missing:
-            raise KeyError(f"fitted attribute(s) {missing}")
+        require_fitted(estimator, required)
         k, d = estimator.n_components, estimator.n_features_in_
         cov_shape = covariance_shape(estimator.covariance_type, k, d)
         shapes = {"weights_": (k,), "means_": (k, d), "covariances_": cov_shape}

@@ -19,7 +19,13 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm._validation import check_positive_int, check_seed
-from bayesgmm.io import SaveLoadMixin, fitted_attributes
+from bayesgmm.io import (
+    SaveLoadMixin,
+    fitted_attributes,
+    fitted_variables,
+    require_fitted,
+    restore_fitted,
+)
 from bayesgmm.mpma.als import Factors
 from bayesgmm.mpma.data import check_rating_scale, encode, validate_ratings
 from bayesgmm.mpma.em import (
@@ -470,7 +476,6 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         fitted = fitted_attributes(self)
         factors = fitted.pop("factors_")
         posteriors = fitted.pop("posteriors_", None)
-        arrays = {name: value for name, value in fitted.items() if isinstance(value, np.ndarray)}
         dims = {
             "user_ids_": ("user",), "item_ids_": ("item",),
             "user_groups_": ("user",), "item_groups_": ("item",),
@@ -478,16 +483,8 @@ class MPMA(SaveLoadMixin, BaseEstimator):
             "weights_": ("component",), "sigmas_": ("component",), "trace_": ("iteration",),
             "warmup_trace_": ("warmup_iteration",), "weights_trace_": ("weights_iteration",),
         }  # fmt: skip
-        variables = {
-            name: (dims.get(name) or tuple(f"{name}dim_{i}" for i in range(value.ndim)), value)
-            for name, value in arrays.items()
-        }
-        attrs = {
-            "params": self.get_params(deep=False),
-            "fitted": {name: value for name, value in fitted.items() if name not in arrays},
-            "arrays": sorted(arrays),
-            "factor_offsets": [f.offset for f in factors],
-        }
+        variables, attrs = fitted_variables(self, fitted, dims)
+        attrs["factor_offsets"] = [f.offset for f in factors]
         for name, f in zip(self.components_, factors, strict=True):
             for field, value in _factor_arrays(f).items():
                 variables[f"factors_{name}_{field}"] = (_factor_dims(name, field), value)
@@ -509,11 +506,7 @@ class MPMA(SaveLoadMixin, BaseEstimator):
 
     @classmethod
     def _from_netcdf(cls, data, attrs) -> MPMA:
-        model = cls(**attrs["params"])
-        for name, value in attrs["fitted"].items():
-            setattr(model, name, value)
-        for name in attrs["arrays"]:
-            setattr(model, name, data[name].values)
+        model = restore_fitted(cls, data, attrs)
         model.factors_ = [
             Factors(offset, **_factor_arrays_from(data, f"factors_{name}"))
             for name, offset in zip(model.components_, attrs["factor_offsets"], strict=True)
@@ -525,9 +518,7 @@ class MPMA(SaveLoadMixin, BaseEstimator):
                     zip(model.components_, attrs["draw_offsets"], strict=True)
                 )
             ]
-        missing = [name for name in cls._file_fitted if not hasattr(model, name)]
-        if missing:
-            raise KeyError(f"fitted attribute(s) {missing}")
+        require_fitted(model, cls._file_fitted)
         return model
 
 
