@@ -9,7 +9,10 @@ vector that nutpie builds from the model (value variables in ``model.free_RVs`` 
 one fused pass: the priors through PyMC's transforms (simplex, ordered, log, LKJ
 Cholesky-correlation), then the marginalised likelihood through the inverse Cholesky
 factor of each component (one DxD forward substitution per component, then one pass over
-the observations with a streaming log-sum-exp), and the reverse-mode gradient by hand.
+the observations, stored feature-major, in blocks whose inner loops along the block are
+branch-free and vectorised, exp included), and the reverse-mode gradient by hand.
+:func:`logp_grad_threads` splits that pass over threads (opt-in, for one chain on large
+data).
 
 The kernels are compiled by numba with ``cache=True``: the compilation (a few seconds) is
 paid once per machine and environment, not once per model.
@@ -32,8 +35,18 @@ from bayesgmm.gmm.model import OBS_VAR, model_covariance_type
 
 __all__ = ["FastGMM", "fast_gmm"]
 
-#: exp(_LOG_TINY) < 2**-53: mixture terms this far below the largest one are skipped
-_LOG_TINY = -37.0
+#: observations per block of the likelihood pass (its scratch, (K, D + 1, B), stays in cache)
+_BLOCK = 256
+#: mixture terms more than 39 below the largest (exp(-39) < 2**-56) are dropped: they
+#: cannot change the sum, and dropping them keeps subnormal numbers (slow) out of the
+#: pass.  Differences are clamped at _LOG_FLOOR (a NaN one too), then terms below
+#: _TERM_CUT are zeroed.
+_LOG_FLOOR = -40.0
+_TERM_CUT = math.exp(-39.0)
+#: observations per chunk (at least) of the threaded pass, :func:`logp_grad_threads`
+_THREAD_CHUNK = 4096
+#: log-sum-exp totals (each in [1, K]) are multiplied in runs of this many before one log
+_LOG_RUN = 16
 _COV_CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 # header of the flat float64 buffer read by the kernels
 (_H_LEN, _H_N, _H_K, _H_D, _H_COV, _H_J, _H_OW, _H_OMO, _H_OMF, _H_OM, _H_OS, _H_OC, _H_NDIM) = (
@@ -65,8 +78,8 @@ def _unpack(buf):
     pos += d
     corr_idx = buf[pos : pos + d * d].reshape((d, d))
     pos += d * d
-    xc = buf[pos : pos + n * d].reshape((n, d))
-    return alpha, mu0, s0, scale, eta, const, centre, corr_idx, xc
+    xt = buf[pos : pos + n * d].reshape((d, n))  # centred data, transposed: (D, N)
+    return alpha, mu0, s0, scale, eta, const, centre, corr_idx, xt
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -156,19 +169,149 @@ def _constrain(x, buf):
     return lp, logw, mu, sig, chol, rownorm2
 
 
+# --------------------------------------------------------------------------------------
+# the likelihood pass: blocks of observations, branch-free loops along the block
+# --------------------------------------------------------------------------------------
+
+# exp(v) = 2**k exp(r), k = round(v / log 2), r = v - k log 2 (Cody-Waite: log 2 in two
+# parts), |r| <= log(2) / 2; exp(r) by its Taylor polynomial to degree 13 (truncation
+# error < 4e-18 relative).  k is read off the bits of v / log 2 + 1.5 * 2**52, whose low
+# mantissa bits hold round(v / log 2); 2**k is built from its exponent bits.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471803691238  # 0x1.62e42feep-1: low 32 bits zero, k * _LN2_HI exact
+_LN2_LO = 1.9082149292705877e-10
+_SHIFT = 6755399441055744.0  # 1.5 * 2**52
+_SHIFT_BITS = 0x4338000000000000  # its bits
+_EXP_COEF = tuple(1.0 / math.factorial(i) for i in range(14))
+
+
+@numba.njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def _exp_block(v, m, scratch):
+    """``v[:m] = exp(v[:m])`` for ``-708 <= v <= 0`` in loops that LLVM vectorises
+    (numba calls libm's scalar ``exp`` otherwise); relative error a few units in the last
+    place.  ``scratch``: float64 (>= m), overwritten.  No reassociation here: the rounding
+    to the nearest integer by adding and subtracting 1.5 * 2**52 must stay as written."""
+    bits = scratch.view(np.int64)
+    c = _EXP_COEF
+    for i in range(m):
+        s = v[i] * _LOG2E + _SHIFT
+        kf = s - _SHIFT
+        r = (v[i] - kf * _LN2_HI) - kf * _LN2_LO
+        p = c[13]
+        p = p * r + c[12]
+        p = p * r + c[11]
+        p = p * r + c[10]
+        p = p * r + c[9]
+        p = p * r + c[8]
+        p = p * r + c[7]
+        p = p * r + c[6]
+        p = p * r + c[5]
+        p = p * r + c[4]
+        p = p * r + c[3]
+        p = p * r + c[2]
+        p = p * r + c[1]
+        v[i] = p * r + c[0]
+        scratch[i] = s
+    for i in range(m):
+        bits[i] = (bits[i] - _SHIFT_BITS + 1023) << 52
+    for i in range(m):
+        v[i] *= scratch[i]
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz"}, error_model="numpy")
+def _likelihood(xt, lo, hi, linv, b, base, resp_sum, z_sum, zz_sum):
+    """Sum over observations ``lo:hi`` of log sum_k exp(base_k - |z_nk|^2 / 2), where
+    z_nk = linv_k x_n - b_k and ``xt`` is the centred data (D, N); adds sum_n rho_nk,
+    sum_n rho_nk z_nk and the lower triangle of sum_n rho_nk z_nk z_nk^T into
+    ``resp_sum``, ``z_sum`` and ``zz_sum`` (rho: the responsibilities).
+
+    Block by block, every inner loop runs along the block without branches, so that it
+    is vectorised; the reassociation allowed here only reorders sums (along a block)."""
+    k, d = b.shape
+    bsz = min(_BLOCK, max(hi - lo, 1))
+    z = np.empty((k, d, bsz))
+    comp = np.empty((k, bsz))
+    cmax = np.empty(bsz)
+    tot = np.empty(bsz)
+    scratch = np.empty(bsz)
+    lp = 0.0
+    for start in range(lo, hi, bsz):
+        m = min(bsz, hi - start)
+        for c in range(k):
+            q = comp[c]
+            for i in range(m):
+                q[i] = 0.0
+            for r in range(d):
+                zr = z[c, r]
+                br = b[c, r]
+                for i in range(m):
+                    zr[i] = -br
+                for col in range(r + 1):
+                    a = linv[c, r, col]
+                    xcol = xt[col, start : start + m]
+                    for i in range(m):
+                        zr[i] += a * xcol[i]
+                for i in range(m):
+                    q[i] += zr[i] * zr[i]
+            bc = base[c]
+            for i in range(m):
+                q[i] = bc - 0.5 * q[i]
+        # log-sum-exp over components, per observation
+        for i in range(m):
+            cmax[i] = comp[0, i]
+            tot[i] = 0.0
+        for c in range(1, k):
+            q = comp[c]
+            for i in range(m):
+                cmax[i] = q[i] if q[i] > cmax[i] else cmax[i]
+        for c in range(k):
+            q = comp[c]
+            for i in range(m):
+                delta = q[i] - cmax[i]
+                q[i] = delta if delta > _LOG_FLOOR else _LOG_FLOOR
+            _exp_block(q, m, scratch)
+            for i in range(m):
+                q[i] = q[i] if q[i] > _TERM_CUT else 0.0
+                tot[i] += q[i]
+        acc = 0.0
+        for i in range(m):
+            acc += cmax[i]
+        lp += acc
+        for r0 in range(0, m, _LOG_RUN):  # each total is in [1, K]: no overflow
+            prod = 1.0
+            for i in range(r0, min(r0 + _LOG_RUN, m)):
+                prod *= tot[i]
+            lp += math.log(prod)
+        for i in range(m):
+            tot[i] = 1.0 / tot[i]
+        # responsibilities and the sufficient statistics of the gradient
+        for c in range(k):
+            q = comp[c]
+            acc = 0.0
+            for i in range(m):
+                q[i] *= tot[i]
+                acc += q[i]
+            resp_sum[c] += acc
+            for r in range(d):
+                zr = z[c, r]
+                acc = 0.0
+                for i in range(m):
+                    acc += q[i] * zr[i]
+                z_sum[c, r] += acc
+                for col in range(r + 1):
+                    zc = z[c, col]
+                    acc = 0.0
+                    for i in range(m):
+                        acc += q[i] * zr[i] * zc[i]
+                    zz_sum[c, r, col] += acc
+    return lp
+
+
 @numba.njit(cache=True, error_model="numpy")
-def logp_grad(x, grad, buf):
-    """Log-density of the model at the unconstrained vector ``x``; its gradient into ``grad``."""
-    n, k, d, cov, j = (
-        int(buf[_H_N]),
-        int(buf[_H_K]),
-        int(buf[_H_D]),
-        int(buf[_H_COV]),
-        int(buf[_H_J]),
-    )
-    ow, omo, omf, om = int(buf[_H_OW]), int(buf[_H_OMO]), int(buf[_H_OMF]), int(buf[_H_OM])
-    os_, oc = int(buf[_H_OS]), int(buf[_H_OC])
-    alpha, mu0, s0, scale, eta, _, centre, corr_idx, xc = _unpack(buf)
+def _components(x, buf):
+    """Prior log-density and the constrained parameters at ``x``, and per component the
+    inverse Cholesky factor, ``b_k = L_k^-1 mu_k`` and log w_k - log|L_k| - D/2 log 2 pi."""
+    k, d = int(buf[_H_K]), int(buf[_H_D])
     lp, logw, mu, sig, chol, rownorm2 = _constrain(x, buf)
 
     # ----- likelihood: z_nk = L_k^-1 (x_n - mu_k) = A_k x_n - b_k
@@ -190,42 +333,16 @@ def logp_grad(x, grad, buf):
                 acc += linv[c, r, col] * mu[c, col]
             b[c, r] = acc
         base[c] = logw[c] - logdet - 0.5 * d * LOG_2PI
-    resp_sum = np.zeros(k)
-    z_sum = np.zeros((k, d))
-    zz_sum = np.zeros((k, d, d))
-    z = np.empty((k, d))
-    comp = np.empty(k)
-    for i in range(n):
-        best = 0
-        for c in range(k):
-            quad = 0.0
-            for r in range(d):
-                acc = -b[c, r]
-                for col in range(r + 1):
-                    acc += linv[c, r, col] * xc[i, col]
-                z[c, r] = acc
-                quad += acc * acc
-            comp[c] = base[c] - 0.5 * quad
-            if comp[c] > comp[best]:
-                best = c
-        # log-sum-exp; a term below exp(-37) < eps / 2 cannot change 1 + sum, so skip it
-        cmax = comp[best]
-        tot = 0.0
-        for c in range(k):
-            delta = comp[c] - cmax
-            comp[c] = 1.0 if c == best else (math.exp(delta) if delta > _LOG_TINY else 0.0)
-            tot += comp[c]
-        lp += cmax if tot == 1.0 else cmax + math.log(tot)
-        for c in range(k):
-            if comp[c] == 0.0:
-                continue
-            rho = comp[c] / tot
-            resp_sum[c] += rho
-            for r in range(d):
-                rz = rho * z[c, r]
-                z_sum[c, r] += rz
-                for col in range(r + 1):
-                    zz_sum[c, r, col] += rz * z[c, col]
+    return lp, logw, mu, sig, chol, rownorm2, linv, b, base
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum):
+    """The gradient into ``grad`` from the likelihood's sums (``zz_sum``: lower triangle)."""
+    k, d, cov, j = int(buf[_H_K]), int(buf[_H_D]), int(buf[_H_COV]), int(buf[_H_J])
+    ow, omo, omf, om = int(buf[_H_OW]), int(buf[_H_OMO]), int(buf[_H_OMF]), int(buf[_H_OM])
+    os_, oc = int(buf[_H_OS]), int(buf[_H_OC])
+    alpha, mu0, s0, scale, eta, _, centre, corr_idx, _ = _unpack(buf)
 
     # ----- gradient w.r.t. log w, centred means and L (lower triangle)
     g_logw = resp_sum + alpha
@@ -310,6 +427,70 @@ def logp_grad(x, grad, buf):
     for i in range(sig.shape[0]):
         sc = scale[i % d] if cov != 3 else scale[0]
         grad[os_ + i] = g_sig[i] * sig[i] + 1.0 - (sig[i] / sc) ** 2
+
+
+@numba.njit(cache=True, error_model="numpy")
+def logp_grad(x, grad, buf):
+    """Log-density of the model at the unconstrained vector ``x``; its gradient into ``grad``."""
+    n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
+    lp, logw, mu, sig, chol, rownorm2, linv, b, base = _components(x, buf)
+    resp_sum = np.zeros(k)
+    z_sum = np.zeros((k, d))
+    zz_sum = np.zeros((k, d, d))
+    lp += _likelihood(_unpack(buf)[8], 0, n, linv, b, base, resp_sum, z_sum, zz_sum)
+    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum)
+    return lp
+
+
+@numba.njit(cache=True)
+def _thread_chunks(n):
+    return n // _THREAD_CHUNK
+
+
+def thread_chunks(buf: np.ndarray) -> int:
+    """Chunks that :func:`logp_grad_threads` splits the pass into (below 2: it runs
+    :func:`logp_grad`, on one thread) for the buffer ``FastGMM.buf``."""
+    return int(buf[_H_N]) // _THREAD_CHUNK
+
+
+@numba.njit(cache=True)
+def _chunk_sums(chunks, k, d):
+    return (
+        np.zeros(chunks),
+        np.zeros((chunks, k)),
+        np.zeros((chunks, k, d)),
+        np.zeros((chunks, k, d, d)),
+    )
+
+
+@numba.njit(cache=True)
+def _total(parts, resp, zs, zzs):
+    return parts.sum(), resp.sum(axis=0), zs.sum(axis=0), zzs.sum(axis=0)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def logp_grad_threads(x, grad, buf):
+    """:func:`logp_grad` with the likelihood pass split over numba's threads, in chunks of
+    ``_THREAD_CHUNK`` observations and more (``logp_grad`` itself below two chunks).
+    Opt-in: for one chain on several cores; with as many chains as cores it only adds
+    overhead.  The sums are taken in another order, so the result can differ from
+    ``logp_grad``'s in the last bits (not with the number of threads)."""
+    n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
+    # chunks of a fixed size, whatever the number of threads: the same result on any
+    # machine (numba.get_num_threads here would keep the function out of the cache)
+    chunks = _thread_chunks(n)
+    if chunks < 2:
+        return logp_grad(x, grad, buf)
+    lp, logw, mu, sig, chol, rownorm2, linv, b, base = _components(x, buf)
+    xt = _unpack(buf)[8]
+    # allocated and summed in helpers: array expressions here would be parallel loops too
+    parts, resp, zs, zzs = _chunk_sums(chunks, k, d)
+    for t in numba.prange(chunks):
+        lo, hi = t * n // chunks, (t + 1) * n // chunks
+        parts[t] = _likelihood(xt, lo, hi, linv, b, base, resp[t], zs[t], zzs[t])
+    part, resp_sum, z_sum, zz_sum = _total(parts, resp, zs, zzs)
+    lp += part
+    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum)
     return lp
 
 
@@ -549,7 +730,7 @@ def _read_model(model: pm.Model) -> FastGMM:
         n_dim,
     )
     body = [alpha, mu0, s0, scale, [eta, const], centre, _corr_index(d).ravel()]
-    body.append((data - centre).ravel())
+    body.append((data - centre).T.ravel())  # feature-major: the pass runs along N
     buf = np.concatenate([header, *map(np.ravel, body)])
     buf[_H_LEN] = buf.size
 

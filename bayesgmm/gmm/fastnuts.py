@@ -9,6 +9,8 @@ the PyMC path.  The callbacks are compiled with numba ``cache=True``, once per m
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Mapping
 
 import numba
@@ -16,7 +18,7 @@ import numpy as np
 import pymc as pm
 from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords
 
-from bayesgmm.gmm.fast_logp import expand, fast_gmm, logp_grad
+from bayesgmm.gmm.fast_logp import expand, fast_gmm, logp_grad, logp_grad_threads, thread_chunks
 
 __all__ = ["compile_fast_gmm"]
 
@@ -56,6 +58,48 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
     return 0
 
 
+@functools.cache
+def _threaded_logp_cfunc():
+    """The logp callback on :func:`logp_grad_threads`, compiled (or loaded from the cache)
+    on first use, after numba's threading layer has started: None when that layer is not
+    thread-safe (``workqueue``: nutpie calls the callback from every chain's thread)."""
+    layer = numba.threading_layer()  # raises ValueError before any parallel call
+    if layer not in ("omp", "tbb"):
+        return None
+
+    @numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
+    def _logp_cfunc_threads(dim, x_, out_, logp_, user_data):
+        x = numba.carray(x_, (dim,))
+        out = numba.carray(out_, (dim,))
+        logp = numba.carray(logp_, (1,))
+        logp[0] = logp_grad_threads(x, out, _buffer(user_data))
+        if not np.all(np.isfinite(out)):
+            return 3
+        if not np.isfinite(logp[0]):
+            return 4
+        return 0
+
+    return _logp_cfunc_threads
+
+
+def _logp_callback(fast, x0: np.ndarray, threads: bool):
+    """The serial callback, or the threaded one when asked for, useful (two chunks of data
+    or more) and safe."""
+    if not threads or thread_chunks(fast.buf) < 2:
+        return _logp_cfunc
+    logp_grad_threads(x0, np.empty(fast.n_dim), fast.buf)  # starts the threading layer
+    cfunc = _threaded_logp_cfunc()
+    if cfunc is None:
+        warnings.warn(
+            f"threads=True needs numba's 'omp' or 'tbb' threading layer, not "
+            f"'{numba.threading_layer()}'; sampling with one thread per chain",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return _logp_cfunc
+    return cfunc
+
+
 @numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
 def _expand_cfunc(dim, n_expanded, x_, out_, user_data):
     expand(numba.carray(x_, (dim,)), numba.carray(out_, (n_expanded,)), _buffer(user_data))
@@ -63,7 +107,7 @@ def _expand_cfunc(dim, n_expanded, x_, out_, user_data):
 
 
 def compile_fast_gmm(
-    model: pm.Model, initial_point: Mapping[str, np.ndarray]
+    model: pm.Model, initial_point: Mapping[str, np.ndarray], threads: bool = False
 ) -> CompiledPyMCModel | None:
     """A nutpie compiled model of ``model`` on the fused numba log-density.
 
@@ -73,6 +117,11 @@ def compile_fast_gmm(
         A model from :func:`bayesgmm.gmm.model.build_gmm_model`, unmodified.
     initial_point : dict
         Constrained values of the free random variables; every chain starts there.
+    threads : bool, default False
+        Split each log-density evaluation over numba's threads (``NUMBA_NUM_THREADS``),
+        for fewer chains than cores on large data (N >= 8192; below that, and with numba's
+        ``workqueue`` threading layer, which is not thread-safe, it is ignored, the latter
+        with a warning).  With as many chains as cores it only adds overhead.
 
     Returns
     -------
@@ -93,7 +142,7 @@ def compile_fast_gmm(
     shape_info = (names, slices, shapes)
     dims, coords = _prepare_dims_and_coords(model, shape_info, fast.value_names)
     return CompiledPyMCModel(
-        compiled_logp_func=_logp_cfunc,
+        compiled_logp_func=_logp_callback(fast, x0, threads),
         compiled_expand_func=_expand_cfunc,
         initial_point_func=lambda seed: x0.copy(),
         shared_data={},
