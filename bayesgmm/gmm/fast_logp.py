@@ -296,6 +296,9 @@ def _likelihood(xt, lo, hi, linv, b, base, resp_sum, z_sum, zz_sum):
                 zr = z[c, r]
                 acc = 0.0
                 for i in range(m):
+                    # a dropped term adds exactly 0, even where z overflowed to inf (rows
+                    # col < r were cleared so at the earlier r)
+                    zr[i] = zr[i] if q[i] > 0.0 else 0.0
                     acc += q[i] * zr[i]
                 z_sum[c, r] += acc
                 for col in range(r + 1):

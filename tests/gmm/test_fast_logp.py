@@ -301,3 +301,20 @@ def test_threaded_callback_under_nutpie_with_several_chains():
     assert threaded or any("threading layer" in str(w.message) for w in caught)
     trace = nutpie.sample(compiled, draws=30, tune=30, chains=4, seed=1, progress_bar=False)
     assert np.all(np.isfinite(trace.posterior["means_ordered"].values))
+
+
+def test_overflowing_component_adds_nothing():
+    """A component so narrow that its z overflows to inf everywhere is dropped exactly
+    (0 * inf must not turn the gradient into NaN)."""
+    model = build_gmm_model(make_data(n=300, d=2), n_components=K)
+    fast = fast_gmm(model)
+    x = random_vectors(fast, 1, seed=11)[0]
+    ends = np.cumsum([int(np.prod(s)) for s in fast.value_shapes])
+    i = fast.value_names.index("sigmas_log__")
+    x[ends[i] - 2 : ends[i]] = -700.0  # the last component: sigmas ~ 1e-304
+    lp, grad = fast.logp_dlogp(x)
+    assert np.isfinite(lp)
+    assert np.all(np.isfinite(grad))
+    assert lp == pytest.approx(
+        model.compile_logp(mode=REFERENCE_MODE)(as_point(fast, x)), rel=1e-10
+    )
