@@ -11,11 +11,13 @@ __all__ = [
     "check_choice",
     "check_data_matrix",
     "check_data_scale",
+    "check_feature_spread",
     "check_no_constant_features",
     "check_positive_int",
     "check_real",
     "check_sample_weight",
     "check_seed",
+    "is_dask_collection",
 ]
 
 #: Seeds are integers in [0, SEED_LIMIT): the range of numpy's ``RandomState`` (and so of
@@ -24,6 +26,11 @@ SEED_LIMIT = 2**32
 #: Largest spread (max - min) of a feature that a fit accepts: beyond it the squared
 #: deviations, summed over the samples, overflow float64 (about 1.8e308).
 MAX_FEATURE_SPREAD = 1e150
+
+
+def is_dask_collection(X) -> bool:
+    """Whether ``X`` is a Dask collection (array, DataFrame), without importing dask."""
+    return type(X).__module__.partition(".")[0] == "dask"
 
 
 def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
@@ -100,6 +107,15 @@ def check_data_scale(X: np.ndarray, *, name: str = "X", names=None) -> None:
     """
     with np.errstate(over="ignore", invalid="ignore"):
         spread = np.ptp(X, axis=0)
+    check_feature_spread(spread, name=name, names=names)
+
+
+def check_feature_spread(
+    spread: np.ndarray, *, name: str = "X", names=None, positive_spread=None, n_positive=0
+) -> None:
+    """:func:`check_data_scale` (and, given the spread over the ``n_positive`` rows of
+    positive weight, :func:`check_no_constant_features`) from per-feature spreads
+    (max - min), as a pass over chunked data computes them."""
     bad = np.flatnonzero(~(spread <= MAX_FEATURE_SPREAD))
     if bad.size:
         j = int(bad[0])
@@ -110,6 +126,8 @@ def check_data_scale(X: np.ndarray, *, name: str = "X", names=None) -> None:
             f"rescale {name} before fitting (e.g. divide it by its standard deviation or a "
             "power of 10, or use sklearn.preprocessing.StandardScaler)"
         )
+    if positive_spread is not None and n_positive > 1:
+        _report_constant(np.flatnonzero(positive_spread == 0), names)
 
 
 class NonNumericInputError(ValueError, TypeError):
@@ -119,8 +137,12 @@ class NonNumericInputError(ValueError, TypeError):
 def check_no_constant_features(X: np.ndarray, sample_weight: np.ndarray | None, names=None):
     """Raise ValueError if a feature is constant (over the points with positive weight)."""
     rows = X if sample_weight is None else X[np.asarray(sample_weight) > 0]
-    constant = np.flatnonzero(np.ptp(rows, axis=0) == 0)
-    if constant.size and len(rows) > 1:
+    if len(rows) > 1:
+        _report_constant(np.flatnonzero(np.ptp(rows, axis=0) == 0), names)
+
+
+def _report_constant(constant: np.ndarray, names) -> None:
+    if constant.size:
         labels = [str(names[j]) if names is not None else f"column {j}" for j in constant]
         raise ValueError(
             f"feature(s) {labels} are constant: a Gaussian mixture cannot fit a zero-variance "

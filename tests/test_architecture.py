@@ -256,9 +256,11 @@ def test_public_api_listed_in_all_and_dir():
 
 
 def test_import_bayesgmm_does_not_import_pymc():
+    """Nor dask: the optional extra is imported only for dask input (bayesgmm.em.dask)."""
     code = (
         "import sys, bayesgmm; dir(bayesgmm); bayesgmm.GaussianMixture; "
-        "print(sorted(m for m in ('pymc', 'pytensor', 'nutpie', 'arviz') if m in sys.modules))"
+        "print(sorted(m for m in ('pymc', 'pytensor', 'nutpie', 'arviz', 'dask', 'distributed') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

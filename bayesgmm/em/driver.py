@@ -112,12 +112,18 @@ def run_em(
     max_iter: int,
     start_objective: float = -np.inf,
     on_iteration: Callable[[int, float], None] | None = None,
+    sweep: Callable = em_sweep,
 ) -> EMRun:
-    """Iterate E- and M-steps until the objective changes by less than ``tol``."""
+    """Iterate E- and M-steps until the objective changes by less than ``tol``.
+
+    ``sweep(design, params)`` returns the log-likelihood and the :class:`Moments`; the
+    default reads an in-memory :class:`Design`, :mod:`bayesgmm.em.dask` passes its chunked
+    pass (``design`` then needs only ``total_weight``).
+    """
     trace: list[float] = []
     previous = start_objective
     for n_iter in range(1, max_iter + 1):
-        log_likelihood, moments = em_sweep(design, params)
+        log_likelihood, moments = sweep(design, params)
         objective = log_likelihood
         if prior is not None:
             objective += log_prior_density(params, prior)

@@ -20,6 +20,7 @@ from bayesgmm._validation import (
     check_positive_int,
     check_sample_weight,
     check_seed,
+    is_dask_collection,
 )
 from bayesgmm.em.driver import INIT_METHODS, initial_responsibilities, m_step, run_em
 from bayesgmm.em.gaussian import (
@@ -34,7 +35,7 @@ from bayesgmm.em.gaussian import (
     precisions_from_cholesky,
 )
 from bayesgmm.em.priors import ConjugatePrior
-from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp, moments_from_resp
+from bayesgmm.em.sweep import Design, MixtureParams, em_sweep, log_prob_resp, moments_from_resp
 from bayesgmm.io import (
     SaveLoadMixin,
     fitted_attributes,
@@ -55,6 +56,18 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
     :class:`sklearn.mixture.GaussianMixture` (to 1e-8 from identical initial
     parameters), computed faster, plus ``sample_weight`` in :meth:`fit` and MAP-EM
     with conjugate priors (``prior``).
+
+    Data larger than memory: ``fit`` and the predictions also take a ``dask.array.Array``
+    (row chunks) or a dask DataFrame of numeric columns (``pip install bayesgmm[dask]``;
+    :mod:`bayesgmm.em.dask`). Each EM iteration is then one pass over the chunks on the
+    active Dask scheduler, with the same results as in memory (to rounding) from the same
+    initial parameters; ``sample_weight`` may be a dask array aligned with the rows.
+    Initialisation by ``init_params`` uses up to 100,000 rows drawn uniformly without
+    replacement (seeded by ``random_state``; all rows, in order, for smaller data, so
+    that it equals the in-memory initialisation), unless ``weights_init``, ``means_init``
+    and ``precisions_init`` are all given. ``predict``, ``predict_proba`` and
+    ``score_samples`` of a dask array are lazy dask arrays; ``score``, ``bic``, ``aic``
+    and ``icl`` compute.
 
     Parameters
     ----------
@@ -205,6 +218,12 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         return given
 
     def _resolve_prior(self, X, sample_weight):
+        spec = self._prior_spec()
+        if spec is None:
+            return None
+        return spec.resolve(X, sample_weight, self.n_components, self.covariance_type)
+
+    def _prior_spec(self) -> ConjugatePrior | None:
         if self.prior is None:
             return None
         if isinstance(self.prior, str):
@@ -222,7 +241,7 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
                 "prior must be None, 'default', a dict of ConjugatePrior fields or a "
                 f"ConjugatePrior, got {type(self.prior).__name__}"
             )
-        return spec.resolve(X, sample_weight, self.n_components, self.covariance_type)
+        return spec
 
     def _validate_X(self, X, *, reset: bool) -> np.ndarray:
         checked = check_data_matrix(X, min_samples=2 if reset else 1)
@@ -240,6 +259,9 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
     # --------------------------------------------------------------------- fit
     def fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
         """Estimate the parameters by EM; see :meth:`fit_predict`."""
+        if is_dask_collection(X):
+            self._fit_dask(X, sample_weight)
+            return self
         self.fit_predict(X, y, sample_weight=sample_weight)
         return self
 
@@ -248,16 +270,19 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or a dask array / DataFrame
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative observation weights; integer weights are equivalent to
-            repeating rows.
+            repeating rows. A dask array (aligned with X's rows) for dask ``X``.
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,)
+        labels : ndarray of shape (n_samples,) (a lazy dask array for dask ``X``)
         """
+        if is_dask_collection(X):
+            self._fit_dask(X, sample_weight)
+            return self.predict(X)
         self._check_params()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:  # the warm start continues from parameters of this many features
@@ -279,10 +304,66 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         design = Design(X, self.covariance_type, sample_weight)
         random_state = check_random_state(self.random_state)
 
+        def initial(random_state):
+            return self._initial_params(X, design, random_state, prior, sample_weight, given)
+
+        self._run_inits(design, initial, random_state, prior, do_init)
+        # final E-step so that fit_predict(X) == fit(X).predict(X)
+        _, resp = log_prob_resp(design, self._params())
+        return resp.argmax(axis=1)
+
+    def _fit_dask(self, X, sample_weight) -> None:
+        """:meth:`fit` on a dask array or DataFrame: one pass over the chunks per EM
+        iteration (:mod:`bayesgmm.em.dask`)."""
+        from bayesgmm.em import dask as dask_em
+
+        self._check_params()
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        checked = dask_em.as_dask_array(X)
+        if not do_init:  # the warm start continues from parameters of this many features
+            self._check_features(dask_em.columns_view(X), checked.shape[1])
+        validate_data(self, dask_em.columns_view(X), reset=True, skip_check_array=True)
+        given = self._check_given_init(checked.shape[1])  # before any pass over the data
+        data = dask_em.ChunkedData(checked, sample_weight, self.covariance_type, min_samples=2)
+        if data.n_samples < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {data.n_samples}: X has {data.n_samples} "
+                f"samples but n_components={self.n_components}, and a mixture needs at least "
+                "as many samples as components; reduce n_components"
+            )
+        data.check_spread(getattr(self, "feature_names_in_", None))
+        spec = self._prior_spec()
+        prior = (
+            None
+            if spec is None
+            else spec.resolve_from_moments(
+                data.center, data.covariance, self.n_components, self.covariance_type
+            )
+        )
+        random_state = check_random_state(self.random_state)
+        if do_init and len(given) < 4:
+            X_init, weight_init = data.sample(random_state)
+            design = Design(X_init, self.covariance_type, weight_init)
+        else:
+            X_init = weight_init = design = None
+
+        def initial(random_state):
+            return self._initial_params(X_init, design, random_state, prior, weight_init, given)
+
+        self._run_inits(
+            data, initial, random_state, prior, do_init, dask_em.chunked_sweep, stacklevel=4
+        )
+
+    def _run_inits(
+        self, design, initial, random_state, prior, do_init, sweep=em_sweep, stacklevel=3
+    ):
+        """EM from ``n_init`` initialisations (``initial(random_state)``), or from the
+        current solution (warm start); keep the best run and set the fitted attributes."""
         best = None
         for init in range(self.n_init if do_init else 1):
             if do_init:
-                params = self._initial_params(X, design, random_state, prior, sample_weight, given)
+                params = initial(random_state)
                 start = -np.inf
             else:
                 params, start = self._params(), self.lower_bound_
@@ -299,6 +380,7 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
                     max_iter=self.max_iter,
                     start_objective=start,
                     on_iteration=self._print_iteration if self.verbose >= 2 else None,
+                    sweep=sweep,
                 )
                 run_params, trace = run.params, run.objective_trace
                 converged, n_iter = run.converged, run.n_iter
@@ -316,7 +398,7 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
                 "not converge for the best initialisation: increase max_iter or tol, try "
                 "other initialisations (n_init), or check for degenerate data.)",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
         self._set_params(params)
         self.converged_ = converged
@@ -324,10 +406,7 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         self.lower_bound_ = objective
         self.lower_bounds_ = trace
         self.prior_ = None if prior is None else prior.as_dict()
-        self._report_degenerate()
-        # final E-step so that fit_predict(X) == fit(X).predict(X)
-        _, resp = log_prob_resp(design, self._params())
-        return resp.argmax(axis=1)
+        self._report_degenerate(stacklevel + 1)
 
     def _initial_params(
         self, X, design, random_state, prior, sample_weight, given: dict
@@ -356,7 +435,7 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         self.weights_, self.means_, self.covariances_, self.precisions_cholesky_ = params
         self.precisions_ = precisions_from_cholesky(self.precisions_cholesky_, self.covariance_type)
 
-    def _report_degenerate(self) -> None:
+    def _report_degenerate(self, stacklevel: int = 4) -> None:
         cov = self.covariances_
         if self.covariance_type in ("full", "tied"):
             stack = cov[None] if self.covariance_type == "tied" else cov
@@ -374,32 +453,72 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
                 "their covariance is set by reg_covar, not by the data. Reduce "
                 "n_components, set a prior (prior='default'), or check for duplicated points.",
                 DegenerateComponentWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
 
     # ------------------------------------------------------------- inference
+    def _check_features(self, X, n_features: int) -> None:
+        validate_data(self, X, reset=False, skip_check_array=True)
+        if n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {n_features} features, but {type(self).__name__} was fitted "
+                f"with {self.n_features_in_} features"
+            )
+
     def _log_prob_resp(self, X):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         return log_prob_resp(Design(X, self.covariance_type), self._params())
 
+    def _lazy(self, X, what: str):
+        """Per-row results on a dask ``X``, lazily (:func:`bayesgmm.em.dask.lazy_predictions`)."""
+        from bayesgmm.em import dask as dask_em
+
+        check_is_fitted(self)
+        checked = dask_em.as_dask_array(X)
+        self._check_features(dask_em.columns_view(X), checked.shape[1])
+        return dask_em.lazy_predictions(checked, self.covariance_type, self._params(), what)
+
     def score_samples(self, X) -> np.ndarray:
-        """Log-density ``log p(x_i)`` of each sample, shape (n_samples,)."""
+        """Log-density ``log p(x_i)`` of each sample, shape (n_samples,) (lazy for dask X)."""
+        if is_dask_collection(X):
+            return self._lazy(X, "score")
         return self._log_prob_resp(X)[0]
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean (weighted) log-likelihood per sample."""
         log_density = self.score_samples(X)
+        if is_dask_collection(X):
+            import dask
+
+            if sample_weight is None:
+                return float(log_density.mean().compute())
+            weight = sample_weight
+            if not is_dask_collection(weight):
+                weight = check_sample_weight(weight, len(log_density))
+            total, weight_sum = dask.compute((log_density * weight).sum(), weight.sum())
+            return float(total / weight_sum)
         weight = check_sample_weight(sample_weight, len(log_density))
         return float(np.average(log_density, weights=weight))
 
     def predict(self, X) -> np.ndarray:
-        """Most probable component of each sample, shape (n_samples,)."""
+        """Most probable component of each sample, shape (n_samples,) (lazy for dask X)."""
+        if is_dask_collection(X):
+            return self._lazy(X, "label")
         return self._log_prob_resp(X)[1].argmax(axis=1)
 
     def predict_proba(self, X) -> np.ndarray:
-        """Responsibilities p(z_i = k | x_i), shape (n_samples, n_components)."""
+        """Responsibilities p(z_i = k | x_i), shape (n_samples, n_components) (lazy for
+        dask X)."""
+        if is_dask_collection(X):
+            return self._lazy(X, "proba")
         return self._log_prob_resp(X)[1]
+
+    def _total_log_density(self, X) -> tuple[float, int]:
+        """``(sum_i log p(x_i), n_samples)``; computed for dask X."""
+        log_density = self.score_samples(X)
+        total = log_density.sum()
+        return float(total.compute() if is_dask_collection(X) else total), len(log_density)
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``(X, labels)`` from the fitted mixture (uses ``random_state``)."""
@@ -451,13 +570,13 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
 
     def aic(self, X) -> float:
         """Akaike information criterion on X (lower is better)."""
-        log_density = self.score_samples(X)
-        return float(-2.0 * log_density.sum() + 2.0 * self._n_parameters())
+        total, _ = self._total_log_density(X)
+        return float(-2.0 * total + 2.0 * self._n_parameters())
 
     def bic(self, X) -> float:
         """Bayesian information criterion on X (lower is better)."""
-        log_density = self.score_samples(X)
-        return float(-2.0 * log_density.sum() + self._n_parameters() * math.log(len(log_density)))
+        total, n_samples = self._total_log_density(X)
+        return float(-2.0 * total + self._n_parameters() * math.log(n_samples))
 
     def icl(self, X) -> float:
         """Integrated completed likelihood (Biernacki et al. 2000), lower is better.
@@ -466,10 +585,21 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         the BIC penalised by the entropy of the hard classification, as mclust's ``icl``
         (which reports the negative, higher-is-better).
         """
-        log_density, resp = self._log_prob_resp(X)
-        with np.errstate(divide="ignore"):
-            classification = np.log(resp.max(axis=1)).sum()
-        bic = -2.0 * log_density.sum() + self._n_parameters() * math.log(len(log_density))
+        if is_dask_collection(X):
+            import dask
+
+            log_density, resp = self.score_samples(X), self.predict_proba(X)
+            with np.errstate(divide="ignore"):
+                log_density, classification = dask.compute(
+                    log_density.sum(), np.log(resp.max(axis=1)).sum()
+                )
+            n_samples = len(resp)
+        else:
+            log_density, resp = self._log_prob_resp(X)
+            with np.errstate(divide="ignore"):
+                classification = np.log(resp.max(axis=1)).sum()
+            log_density, n_samples = log_density.sum(), len(log_density)
+        bic = -2.0 * log_density + self._n_parameters() * math.log(n_samples)
         return float(bic - 2.0 * classification)
 
     # -------------------------------------------------------------- save/load

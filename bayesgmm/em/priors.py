@@ -99,11 +99,17 @@ class ConjugatePrior:
 
     def resolve(self, X: np.ndarray, sample_weight, n_components: int, covariance_type: str):
         """Fill the data-dependent defaults; validate; return a :class:`ResolvedPrior`."""
-        n_features = X.shape[1]
         w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight)
         data_mean = w @ X / w.sum()
         centred = X - data_mean
         data_cov = (centred * w[:, None]).T @ centred / w.sum()
+        return self.resolve_from_moments(data_mean, data_cov, n_components, covariance_type)
+
+    def resolve_from_moments(
+        self, data_mean: np.ndarray, data_cov: np.ndarray, n_components: int, covariance_type: str
+    ):
+        """:meth:`resolve` from the data's (weighted) mean and covariance (chunked data)."""
+        n_features = len(data_mean)
         alpha = float(self.weight_concentration)
         kappa = float(self.mean_precision)
         mu0 = data_mean if self.mean_prior is None else np.asarray(self.mean_prior, float)

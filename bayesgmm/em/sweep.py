@@ -51,8 +51,12 @@ __all__ = [
     "MixtureParams",
     "Moments",
     "em_sweep",
+    "finish_sweep",
+    "linearise",
     "log_prob_resp",
     "moments_from_resp",
+    "single_threaded_blas",
+    "sweep_partials",
 ]
 
 GUARD_MAHALANOBIS_SQ = 1e4
@@ -80,11 +84,18 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+def single_threaded_blas():
+    """Context manager limiting BLAS to one thread (process-wide) while callers run blocks
+    in parallel threads of their own."""
+    return _blas().limit(limits=1, user_api="blas")
+
+
 def _map_blocks(function, design: Design) -> list:
-    """``[function(rows, Z) for each block]``, in parallel when there are several blocks."""
-    if len(design.slices) == 1:
-        return [function(design.slices[0], design.block(0))]
-    with _blas().limit(limits=1, user_api="blas"):
+    """``[function(rows, Z) for each block]``, in parallel when there are several blocks
+    (serially for a ``serial`` design)."""
+    if len(design.slices) == 1 or design.serial:
+        return [function(rows, design.block(b)) for b, rows in enumerate(design.slices)]
+    with single_threaded_blas():
         return list(
             _executor().map(
                 lambda b: function(design.slices[b], design.block(b)), range(len(design.slices))
@@ -125,16 +136,34 @@ class Design:
     X : ndarray (n_samples, n_features), finite float64
     covariance_type : str
     sample_weight : ndarray (n_samples,) or None
+    center : ndarray (n_features,), optional
+        The centre of the design (default: the weighted mean of ``X``); one chunk of a
+        larger data set is centred on the mean of the whole (:mod:`bayesgmm.em.dask`).
+    serial : bool, default=False
+        Process the blocks one after the other in the calling thread, without caching
+        the design matrices (one chunk of a larger data set, read once per sweep).
     """
 
-    def __init__(self, X: np.ndarray, covariance_type: str, sample_weight=None):
+    def __init__(
+        self,
+        X: np.ndarray,
+        covariance_type: str,
+        sample_weight=None,
+        *,
+        center: np.ndarray | None = None,
+        serial: bool = False,
+    ):
         self.n_samples, self.n_features = X.shape
         self.covariance_type = covariance_type
+        self.serial = serial
         self.sample_weight = (
             np.ones(self.n_samples) if sample_weight is None else np.asarray(sample_weight)
         )
         self.total_weight = float(self.sample_weight.sum())
-        self.center = (self.sample_weight @ X) / self.total_weight
+        if center is None:
+            self.center = (self.sample_weight @ X) / self.total_weight
+        else:
+            self.center = np.asarray(center, dtype=np.float64)
         self._X = X
         self.n_quadratic = n_quadratic_features(self.n_features, covariance_type)
         width = self.n_quadratic + self.n_features
@@ -143,7 +172,7 @@ class Design:
         self.slices = [
             slice(i, min(i + rows, self.n_samples)) for i in range(0, self.n_samples, rows)
         ]
-        cacheable = 8 * width * self.n_samples <= _CACHE_BYTES
+        cacheable = not serial and 8 * width * self.n_samples <= _CACHE_BYTES
         self._cache = [self._build(r) for r in self.slices] if cacheable else None
 
     def _build(self, rows: slice) -> np.ndarray:
@@ -171,7 +200,11 @@ class _Linearised:
     guard_coef: np.ndarray  # (F, len(guarded)): -1/2 precision feature coefficients
 
 
-def _linearise(design: Design, params: MixtureParams) -> _Linearised:
+def linearise(design: Design, params: MixtureParams) -> _Linearised:
+    """Per-sweep coefficients of the components' log-densities in the design's features.
+
+    ``design`` needs ``center``, ``covariance_type`` and ``n_features`` only.
+    """
     cov_type = design.covariance_type
     n_components = params.means.shape[0]
     precisions = precisions_from_cholesky(params.precisions_cholesky, cov_type)
@@ -244,7 +277,15 @@ def em_sweep(design: Design, params: MixtureParams, *, moments: bool = True):
         ``sum_i w_i log p(x_i | params)``.
     moments : Moments or None
     """
-    lin = _linearise(design, params)
+    lin = linearise(design, params)
+    partials = sweep_partials(design, lin, moments=moments)
+    return finish_sweep(design, lin, *partials, moments=moments)
+
+
+def sweep_partials(design: Design, lin: _Linearised, *, moments: bool = True):
+    """The additive part of a sweep over ``design``'s rows: ``(log_likelihood, raw,
+    resp_sum)`` (``raw`` the (K, F) responsibility-weighted design sums, None with
+    ``moments=False``). Partials of disjoint row sets add up (chunked data)."""
 
     def block(rows, Z):
         weight = design.sample_weight[rows]
@@ -258,6 +299,19 @@ def em_sweep(design: Design, params: MixtureParams, *, moments: bool = True):
 
     parts = _map_blocks(block, design)
     log_likelihood = float(sum(p[0] for p in parts))
+    if not moments:
+        return log_likelihood, None, None
+    return log_likelihood, sum(p[1] for p in parts), sum(p[2] for p in parts)
+
+
+def finish_sweep(
+    design, lin: _Linearised, log_likelihood: float, raw, resp_sum, *, moments: bool = True
+):
+    """``(log_likelihood, Moments or None)`` from summed :func:`sweep_partials`.
+
+    ``design`` needs ``center``, ``covariance_type``, ``n_features``, ``n_quadratic`` and
+    ``total_weight`` only (the whole data's, when the partials were summed over chunks).
+    """
     if not np.isfinite(log_likelihood):
         raise FloatingPointError(
             "the log-likelihood is not finite: some observations have zero density under "
@@ -265,10 +319,8 @@ def em_sweep(design: Design, params: MixtureParams, *, moments: bool = True):
         )
     if not moments:
         return log_likelihood, None
-    shifts = np.zeros_like(params.means)
+    shifts = np.zeros((len(lin.offset), design.n_features))
     shifts[lin.guarded] = lin.guard_shift
-    raw = sum(p[1] for p in parts)
-    resp_sum = sum(p[2] for p in parts)
     return log_likelihood, _finish(design, resp_sum, raw, shifts)
 
 
@@ -295,7 +347,7 @@ def moments_from_resp(design: Design, resp: np.ndarray) -> Moments:
 
 def log_prob_resp(design: Design, params: MixtureParams):
     """Per-observation ``log p(x_i)`` (n_samples,) and responsibilities (n_samples, K)."""
-    lin = _linearise(design, params)
+    lin = linearise(design, params)
     log_norm = np.empty(design.n_samples)
     resp = np.empty((design.n_samples, params.means.shape[0]))
     ones = np.ones(design.n_samples)
