@@ -11,17 +11,17 @@ from __future__ import annotations
 import threading
 import warnings
 
+import dask.array as da
+import dask.dataframe as dd
+import distributed
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
-da = pytest.importorskip("dask.array")
-dask = pytest.importorskip("dask")
-
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-
-from bayesgmm import GaussianMixture  # noqa: E402
-from bayesgmm.em import dask as dask_em  # noqa: E402
-from bayesgmm.em.gaussian import COVARIANCE_TYPES  # noqa: E402
+from bayesgmm import GaussianMixture
+from bayesgmm.em import dask as dask_em
+from bayesgmm.em.gaussian import COVARIANCE_TYPES
 
 RTOL = 1e-10
 N_SAMPLES, N_FEATURES, K = 900, 3, 3
@@ -145,8 +145,6 @@ def test_initialisation_sample_is_seeded_and_bounded(data, monkeypatch):
 
 
 def test_dask_dataframe_input(data):
-    dd = pytest.importorskip("dask.dataframe")
-    pd = pytest.importorskip("pandas")
     X, _ = data
     frame = pd.DataFrame(X, columns=["a", "b", "c"])
     kwargs = dict(n_components=K, covariance_type="diag", tol=0.0, max_iter=5, **_init(X, "diag"))
@@ -311,7 +309,6 @@ def test_import_bayesgmm_leaves_dask_alone_until_dask_input():
 # ------------------------------------------------------------------ distributed
 @pytest.fixture(scope="module")
 def client():
-    distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
@@ -343,7 +340,6 @@ def test_distributed_client_equals_in_memory(client, data, covariance_type, weig
 
 def test_distributed_worker_processes_equal_in_memory(data):
     """Worker processes: the chunk tasks and their statistics travel pickled."""
-    distributed = pytest.importorskip("distributed")
     X, weight = data
     with (
         distributed.LocalCluster(
