@@ -38,6 +38,7 @@ from bayesgmm.em.estimator import GaussianMixture
 from bayesgmm.em.gaussian import check_covariance_type, inverse_lower
 from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
 from bayesgmm.gmm.crosscheck import crosscheck
+from bayesgmm.gmm.fast_logp import fast_gmm, find_map_fast
 from bayesgmm.gmm.model import (
     OBS_DIM,
     OBS_VAR,
@@ -121,6 +122,9 @@ def fit_point_estimates(
         order_feature=order_feature,
     )
     init = initial_values_from_em(model, em.weights_, em.means_, em.covariances_, covariance_type)
+    fast = fast_gmm(model)
+    if fast is not None:  # the same objective on the fused numba log-density: no compiling
+        return em, model, find_map_fast(fast, init)
     return em, model, find_map(model, init, seed=map_seed)
 
 
