@@ -55,6 +55,8 @@ __all__ = [
     "RELATIVE_REG_COVAR",
     "BayesGMM",
     "fit_point_estimates",
+    "log_likelihood_dataset",
+    "log_likelihood_draws",
     "point_from_chol",
 ]
 
@@ -415,13 +417,20 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
 
         check_is_fitted(self, "idata_")
         if "log_likelihood" not in self.idata_.children:
-            ll = pm.compute_log_likelihood(
-                xr.DataTree.from_dict({"posterior": self.idata_["posterior"].to_dataset()}),
-                model=self.model_,
-                extend_inferencedata=False,
-                progressbar=False,
-            )
-            self.idata_["log_likelihood"] = ll["log_likelihood"] if "log_likelihood" in ll else ll
+            if fast_gmm(self.model_) is not None:  # the plain model: NumPy, no compiling
+                ll = log_likelihood_dataset(
+                    self.idata_["posterior"].to_dataset(),
+                    self.idata_["observed_data"][OBS_VAR].values,
+                )
+            else:
+                ll = pm.compute_log_likelihood(
+                    xr.DataTree.from_dict({"posterior": self.idata_["posterior"].to_dataset()}),
+                    model=self.model_,
+                    extend_inferencedata=False,
+                    progressbar=False,
+                )
+                ll = ll["log_likelihood"] if "log_likelihood" in ll else ll
+            self.idata_["log_likelihood"] = ll
         return az.loo(self.idata_, pointwise=pointwise)
 
     # ------------------------------------------------------------ save/load
@@ -472,6 +481,53 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         if not hasattr(self, "crosscheck_"):
             return repr(self)
         return self.crosscheck_.to_text()
+
+
+#: float64 entries per chunk of draws in :func:`log_likelihood_draws` (about 32 MB)
+_LOGLIK_CHUNK = 1 << 22
+
+
+def log_likelihood_draws(X, weights, means, chol) -> np.ndarray:
+    """log p(x_n | theta_s) of the mixture, (S, N), for draws ``weights`` (S, K), ``means``
+    (S, K, D) and lower Cholesky factors ``chol`` (S, K, D, D) of the covariances, in NumPy:
+    z = L^-1 (x - mu) by triangular solves, then log-sum-exp over components."""
+    X = np.asarray(X, dtype=np.float64)
+    weights, means, chol = (np.asarray(a, dtype=np.float64) for a in (weights, means, chol))
+    n, d = X.shape
+    s_all, k = weights.shape
+    out = np.empty((s_all, n))
+    step = max(1, _LOGLIK_CHUNK // max(1, k * d * n))
+    eye = np.eye(d)
+    for lo in range(0, s_all, step):
+        hi = min(s_all, lo + step)
+        L = chol[lo:hi]
+        # L^-1 by a batched solve (lower triangular: exact enough, D is small)
+        linv = np.linalg.solve(L, np.broadcast_to(eye, L.shape))
+        diff = X.T[None, None] - means[lo:hi, :, :, None]  # (s, K, D, N)
+        z = linv @ diff
+        logdet = np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=-1)  # (s, K)
+        comp = -0.5 * np.einsum("skdn,skdn->skn", z, z)
+        comp += (np.log(weights[lo:hi]) - logdet - 0.5 * d * np.log(2.0 * np.pi))[..., None]
+        out[lo:hi] = logsumexp(comp, axis=1)
+    return out
+
+
+def log_likelihood_dataset(posterior: xr.Dataset, X) -> xr.Dataset:
+    """The ``log_likelihood`` group of a GMM posterior (``weights``, ``means``, ``chol_cov``)
+    on the observed data ``X``: variable ``x`` (chain, draw, obs), as
+    ``pm.compute_log_likelihood`` writes it for a :func:`build_gmm_model` model."""
+    dims = ("chain", "draw")
+    stacked = [
+        posterior[name].transpose(*dims, ...).values for name in ("weights", "means", "chol_cov")
+    ]
+    n_chain, n_draw = stacked[0].shape[:2]
+    flat = [a.reshape(n_chain * n_draw, *a.shape[2:]) for a in stacked]
+    ll = log_likelihood_draws(X, *flat).reshape(n_chain, n_draw, -1)
+    coords = {dim: posterior[dim].values for dim in dims}
+    coords[OBS_DIM] = np.arange(ll.shape[-1])
+    return xr.Dataset(
+        {OBS_VAR: ((*dims, OBS_DIM), ll)}, coords=coords, attrs={"sample_dims": list(dims)}
+    )
 
 
 def point_from_chol(weights, means, chol, covariance_type: str) -> dict:

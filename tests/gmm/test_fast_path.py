@@ -77,3 +77,118 @@ def test_map_equals_pymc_find_map(covariance_type, order_feature):
     lp_ref = fast.logp_dlogp_nojac(fast.to_unconstrained(ref_point))[0]
     assert lp_ours == pytest.approx(lp_ref, rel=1e-9)
     assert lp_ours == pytest.approx(logp(as_point(fast, fast.to_unconstrained(ours))), rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# post-processing in NumPy: log-likelihood (LOO), responsibilities
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=COVARIANCE_TYPES)
+def fitted(request, faithful):
+    from bayesgmm import BayesGMM
+
+    return BayesGMM(
+        2,
+        covariance_type=request.param,
+        random_state=1,
+        progressbar=False,
+        draws=25,
+        tune=50,
+        max_predict_draws=20,
+    ).fit(faithful)
+
+
+def _pymc_log_likelihood(model, posterior):
+    import xarray as xr
+
+    ll = pm.compute_log_likelihood(
+        xr.DataTree.from_dict({"posterior": posterior}),
+        model=model,
+        extend_inferencedata=False,
+        progressbar=False,
+        compile_kwargs={"mode": REFERENCE_MODE},
+    )
+    ll = ll["log_likelihood"] if "log_likelihood" in ll else ll
+    return ll.to_dataset() if hasattr(ll, "to_dataset") else ll
+
+
+def test_log_likelihood_equals_pymc(fitted):
+    from bayesgmm.gmm.estimator import log_likelihood_dataset
+
+    posterior = fitted.idata_["posterior"].to_dataset()
+    ours = log_likelihood_dataset(posterior, fitted.idata_["observed_data"]["x"].values)
+    ref = _pymc_log_likelihood(fitted.model_, posterior)
+    assert ours["x"].dims == ref["x"].dims
+    np.testing.assert_array_equal(ours["obs"].values, ref["obs"].values)
+    np.testing.assert_allclose(ours["x"].values, ref["x"].values, rtol=1e-10, atol=1e-10)
+
+
+def test_loo_does_not_compile_for_the_plain_model(fitted, monkeypatch):
+    import arviz as az
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pm.compute_log_likelihood called on the plain model")
+
+    if "log_likelihood" in fitted.idata_.children:
+        del fitted.idata_["log_likelihood"]
+    monkeypatch.setattr(pm, "compute_log_likelihood", refuse)
+    ours = fitted.loo(pointwise=True)
+    monkeypatch.undo()
+    tree = fitted.idata_.copy(deep=False)
+    tree["log_likelihood"] = _pymc_log_likelihood(
+        fitted.model_, fitted.idata_["posterior"].to_dataset()
+    )
+    ref = az.loo(tree, pointwise=True)
+    assert ours.elpd == pytest.approx(ref.elpd, rel=1e-10)
+    np.testing.assert_allclose(ours.elpd_i, ref.elpd_i, rtol=1e-10, atol=1e-10)
+
+
+def test_loo_keeps_pymc_for_an_extended_model(faithful):
+    from bayesgmm import BayesGMM
+
+    fitted = BayesGMM(2, random_state=2, progressbar=False, draws=10, tune=20).fit(faithful)
+    with fitted.model_:
+        pm.Potential("extra", 0.0 * fitted.model_["weights"].sum())
+    assert fast_gmm(fitted.model_) is None
+    calls = []
+    original = pm.compute_log_likelihood
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        kwargs["compile_kwargs"] = {"mode": REFERENCE_MODE}
+        return original(*args, **kwargs)
+
+    pm.compute_log_likelihood = spy
+    try:
+        fitted.loo()
+    finally:
+        pm.compute_log_likelihood = original
+    assert calls == [1]
+
+
+def test_responsibilities_equal_scipy(fitted, faithful):
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    from bayesgmm.verdict import SAMPLE_DIMS
+
+    X = faithful[:30]
+    resp = fitted.responsibilities(X).values
+    post = fitted.idata_["posterior"].to_dataset()
+    stack = {
+        name: post[name].stack(sample=SAMPLE_DIMS).transpose("sample", ...).values
+        for name in ("weights", "means", "chol_cov")
+    }
+    n_draws = stack["weights"].shape[0]
+    keep = np.unique(np.linspace(0, n_draws - 1, fitted.max_predict_draws).astype(int))
+    assert resp.shape == (keep.size, 30, 2)
+    for row, s in enumerate(keep):
+        w, mu, L = stack["weights"][s], stack["means"][s], stack["chol_cov"][s]
+        logp = np.stack(
+            [np.log(w[k]) + multivariate_normal(mu[k], L[k] @ L[k].T).logpdf(X) for k in range(2)],
+            axis=1,
+        )
+        np.testing.assert_allclose(
+            resp[row], np.exp(logp - logsumexp(logp, axis=1, keepdims=True)), atol=1e-10
+        )
