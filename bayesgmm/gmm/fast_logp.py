@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import pymc as pm
+from pytensor.compile.mode import Mode
 from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
 from scipy.special import gammaln
@@ -568,7 +569,12 @@ def _const(var) -> np.ndarray:
         return np.asarray(var.data, dtype=np.float64)
     if not all(isinstance(v, Constant) for v in graph_inputs([var])):
         raise _Unsupported(f"{var} depends on a variable")
-    return np.asarray(var.eval(mode="FAST_COMPILE"), dtype=np.float64)
+    # the pure-Python linker: nothing compiled (FAST_COMPILE's "vm" linker compiles
+    # PyTensor's C lazylinker on a fresh machine)
+    return np.asarray(var.eval(mode=_PY_MODE), dtype=np.float64)
+
+
+_PY_MODE = Mode(linker="py", optimizer="fast_compile")
 
 
 class _Unsupported(Exception):
