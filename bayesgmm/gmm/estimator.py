@@ -5,7 +5,9 @@
 1. EM (:class:`bayesgmm.GaussianMixture`, ``em_n_init`` restarts, maximum likelihood);
 2. the PyMC model (:func:`bayesgmm.gmm.model.build_gmm_model`: Dirichlet weights, Normal
    means with one ordered coordinate, LKJ/half-normal covariances, z marginalised);
-3. EM -> initial values of every free variable -> ``pm.find_MAP`` from there;
+3. EM -> initial values of every free variable -> the MAP from there (``pm.find_MAP``'s
+   objective and optimiser; for an unmodified model on the fused numba log-density of
+   :mod:`bayesgmm.gmm.fast_logp`, with no PyTensor compilation);
 4. NUTS from the MAP (nutpie by default; >= 4 chains recommended);
 5. relabelling of the draws onto the EM components and the cross-check
    (:func:`bayesgmm.gmm.crosscheck.crosscheck`): a table and a verdict.
@@ -91,6 +93,11 @@ def fit_point_estimates(
     map_seed: int | None = None,
 ) -> tuple[GaussianMixture, pm.Model, dict[str, np.ndarray]]:
     """EM (components sorted by ``order_feature``), the PyMC model, and its MAP from EM.
+
+    The MAP maximises ``model.logp(jacobian=False)`` by L-BFGS-B over the unconstrained
+    space, as ``pm.find_MAP`` does; for the model built here (always unmodified) it runs on
+    the fused log-density (:func:`bayesgmm.gmm.fast_logp.find_map_fast`: no PyTensor
+    compilation), else through ``pm.find_MAP``.
 
     EM's ``reg_covar`` is ``RELATIVE_REG_COVAR`` (1e-6) times the smallest feature variance,
     so the point estimate is invariant to the units of the data (scikit-learn's absolute
@@ -409,7 +416,9 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
     def loo(self, pointwise: bool = False):
         """PSIS-LOO (ArviZ ``ELPDData``) from the pointwise log-likelihood of the data.
 
-        The log-likelihood is computed once and kept in ``idata_["log_likelihood"]``;
+        The log-likelihood is computed once (in NumPy, :func:`log_likelihood_dataset`, for
+        an unmodified model; else by ``pm.compute_log_likelihood``) and kept in
+        ``idata_["log_likelihood"]``;
         ``pointwise=True`` adds ``elpd_i`` and ``pareto_k`` per observation.
         """
         import arviz as az

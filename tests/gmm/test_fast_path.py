@@ -192,3 +192,44 @@ def test_responsibilities_equal_scipy(fitted, faithful):
         np.testing.assert_allclose(
             resp[row], np.exp(logp - logsumexp(logp, axis=1, keepdims=True)), atol=1e-10
         )
+
+
+def test_default_fit_does_not_call_pymc_find_map(faithful, monkeypatch):
+    from bayesgmm import BayesGMM
+    from bayesgmm.gmm import estimator
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the PyTensor MAP was used for the plain model")
+
+    monkeypatch.setattr(estimator, "find_map", refuse)
+    fitted = BayesGMM(2, random_state=3, progressbar=False, draws=10, tune=20).fit(faithful)
+    assert set(fitted.map_) == {"weights", "means", "covariances"}
+
+
+def test_sample_follows_the_posterior_draw(fitted):
+    """With one posterior draw kept, ``sample`` draws from that mixture: label frequencies
+    against the weights, and each component's squared Mahalanobis distances against
+    scipy's chi-squared (Kolmogorov-Smirnov)."""
+    from scipy.stats import chi2, kstest
+
+    from bayesgmm.verdict import SAMPLE_DIMS
+
+    saved = fitted.max_predict_draws
+    fitted.max_predict_draws = 1
+    try:
+        X, labels = fitted.sample(20000, random_state=5)
+    finally:
+        fitted.max_predict_draws = saved
+    post = fitted.idata_["posterior"].to_dataset()
+    first = {
+        name: post[name].stack(sample=SAMPLE_DIMS).transpose("sample", ...).values[0]
+        for name in ("weights", "means", "chol_cov")
+    }
+    w = first["weights"]
+    counts = np.bincount(labels, minlength=w.size)
+    sd = np.sqrt(len(labels) * w * (1 - w))
+    assert np.all(np.abs(counts - len(labels) * w) < 5 * sd)
+    for k in range(w.size):
+        L = first["chol_cov"][k]
+        z = np.linalg.solve(L, (X[labels == k] - first["means"][k]).T)
+        assert kstest((z * z).sum(axis=0), chi2(df=X.shape[1]).cdf).pvalue > 1e-4
