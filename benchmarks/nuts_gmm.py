@@ -12,7 +12,8 @@ draws, and every chain starts at the same EM estimate.  Printed per sampler and 
 - ``ESS/s``: min ESS / total, and min ESS / sample;
 - ``R-hat``: the largest over the same parameters; ``1 mode``: whether all chains sit in
   one mode (:func:`bayesgmm.verdict.detect_modes`);
-- ``grad/s``: leapfrog steps (gradient evaluations, warm-up included) per sampling second.
+- ``grad/s``: leapfrog steps (gradient evaluations, warm-up included) per sampling second;
+  ``obs-grad/s``: the same times N, observation-gradients per second over the machine.
 
 Samplers (``--peers``): ``bayesgmm`` (default path: nutpie on the fused numba
 log-density), ``bayesgmm-pytensor`` (nutpie on the PyMC graph of the same model),
@@ -447,9 +448,9 @@ def run_case(case: Case, peers, chains, draws, tune, seed) -> dict[str, dict]:
     print(f"\n## {case.name}: N={n}, K={case.k}, D={d}; {chains} chains x ({tune} + {draws})")
     print(
         "| sampler | total [s] | sample [s] | min ESS | ESS/s total | ESS/s sample "
-        "| max R-hat | 1 mode | grad/s |"
+        "| max R-hat | 1 mode | grad/s | obs-grad/s |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     results = {}
     for peer in peers:
         try:
@@ -468,7 +469,8 @@ def run_case(case: Case, peers, chains, draws, tune, seed) -> dict[str, dict]:
         print(
             f"| {peer} | {r['total']:.1f} | {r['sample']:.1f} | {r['ess']:.0f} "
             f"| {r['ess_per_s']:.0f} | {r['ess_per_sample_s']:.0f} | {r['rhat']:.3f} "
-            f"| {'yes' if r['one_mode'] else 'NO'} | {r['grad_per_s']:.0f} |",
+            f"| {'yes' if r['one_mode'] else 'NO'} | {r['grad_per_s']:.0f} "
+            f"| {r['grad_per_s'] * n:.2e} |",
             flush=True,
         )
     # peers only: bayesgmm-pytensor is our own model on another backend

@@ -5,6 +5,14 @@ the C callbacks that nutpie's Rust sampler calls for a PyMC model (the same sign
 that ``nutpie.compile_pymc_model(..., backend="numba")`` produces), so sampling runs on
 all cores without the GIL and returns the same posterior variables, names and dims as
 the PyMC path.  The callbacks are compiled with numba ``cache=True``, once per machine.
+
+nutpie has no public interface for C callbacks (its public ``nutpie.compile_pymc_model``
+compiles the PyTensor graph; a Python callback per gradient would hold the GIL), so this
+module, and only this module, builds nutpie's ``CompiledPyMCModel`` by hand with
+``nutpie.compile_pymc._prepare_dims_and_coords``.  Those internals were checked against the
+nutpie release series in :data:`NUTPIE_CHECKED`; under any other version (or if the
+internals are gone) :func:`compile_fast_gmm` warns and returns None, so the sampler falls
+back to nutpie on the PyTensor graph rather than risk sampling with a wrong layout.
 """
 
 from __future__ import annotations
@@ -15,12 +23,29 @@ from collections.abc import Mapping
 
 import numba
 import numpy as np
+import nutpie
 import pymc as pm
-from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords
+
+try:  # nutpie internals: see the module docstring
+    from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords
+except ImportError:  # pragma: no cover - depends on the installed nutpie
+    CompiledPyMCModel = _prepare_dims_and_coords = None
 
 from bayesgmm.gmm.fast_logp import expand, fast_gmm, logp_grad, logp_grad_threads, thread_chunks
 
-__all__ = ["compile_fast_gmm"]
+__all__ = ["NUTPIE_CHECKED", "compile_fast_gmm", "nutpie_internals_checked"]
+
+#: nutpie release series (major.minor) whose internals this module was checked against.
+NUTPIE_CHECKED = ("0.16",)
+
+
+def nutpie_internals_checked(version: str | None = None) -> bool:
+    """Whether nutpie ``version`` (default: the installed one) belongs to a release series in
+    :data:`NUTPIE_CHECKED` and its internals used here are importable."""
+    version = nutpie.__version__ if version is None else version
+    series = ".".join(str(version).split(".")[:2])
+    return series in NUTPIE_CHECKED and CompiledPyMCModel is not None
+
 
 _LOGP_SIG = numba.types.int64(
     numba.types.uint64,
@@ -130,6 +155,15 @@ def compile_fast_gmm(
     """
     fast = fast_gmm(model)
     if fast is None:
+        return None
+    if not nutpie_internals_checked():
+        warnings.warn(
+            f"nutpie {nutpie.__version__} is not a release series the fused GMM sampler was "
+            f"checked against ({', '.join(NUTPIE_CHECKED)}): sampling on the PyTensor graph "
+            "instead (slower, same posterior); install a checked nutpie for the fast path",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None
     x0 = fast.to_unconstrained(initial_point)
     if x0.shape != (fast.n_dim,) or not np.all(np.isfinite(x0)):

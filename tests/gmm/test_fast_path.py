@@ -233,3 +233,20 @@ def test_sample_follows_the_posterior_draw(fitted):
         L = first["chol_cov"][k]
         z = np.linalg.solve(L, (X[labels == k] - first["means"][k]).T)
         assert kstest((z * z).sum(axis=0), chi2(df=X.shape[1]).cdf).pvalue > 1e-4
+
+
+def test_unchecked_nutpie_version_falls_back_to_the_pytensor_graph(monkeypatch):
+    """nutpie internals are used only under a checked release series; any other version
+    warns and declines, so sample_nuts compiles the PyTensor graph instead."""
+    import nutpie
+
+    from bayesgmm.gmm import fastnuts
+
+    assert fastnuts.nutpie_internals_checked()  # the installed one is checked
+    assert not fastnuts.nutpie_internals_checked("0.99.1")
+    assert not fastnuts.nutpie_internals_checked("1.16.0")
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    model = build_gmm_model(X, n_components=1)
+    monkeypatch.setattr(nutpie, "__version__", "0.99.1")
+    with pytest.warns(RuntimeWarning, match="PyTensor graph"):
+        assert fastnuts.compile_fast_gmm(model, {}) is None
