@@ -36,7 +36,11 @@ import dask
 import dask.array as da
 import numpy as np
 
-from bayesgmm._validation import NonNumericInputError, check_feature_spread
+from bayesgmm._validation import (
+    NonNumericInputError,
+    check_feature_spread,
+    check_sample_weight,
+)
 from bayesgmm.em.gaussian import n_quadratic_features
 from bayesgmm.em.sweep import (
     Design,
@@ -307,15 +311,7 @@ def _as_weights(sample_weight, X: da.Array) -> da.Array | None:
         if w.dtype.kind not in "biuf":
             raise ValueError("sample_weight must be numeric")
         return w.astype(np.float64).rechunk((X.chunks[0],))
-    try:
-        w = np.asarray(sample_weight, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("sample_weight must be numeric") from None
-    if w.ndim == 0:
-        w = np.full(n_samples, float(w))
-    if w.shape != (n_samples,):
-        raise ValueError(f"sample_weight must have shape ({n_samples},) to match X, got {w.shape}")
-    return da.from_array(w, chunks=(X.chunks[0],))
+    return da.from_array(check_sample_weight(sample_weight, n_samples), chunks=(X.chunks[0],))
 
 
 class ChunkedData:
