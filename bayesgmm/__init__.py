@@ -48,13 +48,13 @@ _LAZY = {
 }
 
 __all__ = [
+    "MPMA",
     "BayesGMM",
     "CollapsedComponentError",
     "ConjugatePrior",
     "DegenerateComponentWarning",
     "GaussianMixture",
     "GibbsMPMA",
-    "MPMA",
     "__version__",
     "anomaly_scores",
     "build_gmm_model",
