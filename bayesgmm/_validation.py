@@ -12,7 +12,9 @@ __all__ = [
     "check_data_matrix",
     "check_data_scale",
     "check_feature_spread",
+    "check_matrix_shape",
     "check_no_constant_features",
+    "check_numeric_columns",
     "check_positive_int",
     "check_real",
     "check_sample_weight",
@@ -46,12 +48,7 @@ def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray
     columns = getattr(X, "columns", None)
     dtypes = getattr(X, "dtypes", None)
     if columns is not None and dtypes is not None and hasattr(dtypes, "items"):
-        bad = [str(c) for c, dt in dtypes.items() if not _is_numeric_dtype(dt)]
-        if bad:
-            raise ValueError(
-                f"{name} has non-numeric columns {bad}: a Gaussian mixture needs numeric "
-                "features; drop or encode them first"
-            )
+        check_numeric_columns(dtypes, name)
     raw = np.asarray(X) if not hasattr(X, "dtypes") else None
     if raw is not None and np.iscomplexobj(raw):
         raise ValueError(f"Complex data not supported: {name} must be real-valued")
@@ -66,22 +63,7 @@ def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray
             f"{name} must be numeric (could not convert to float: {err}); drop or encode "
             "non-numeric columns first"
         ) from None
-    if arr.ndim != 2:
-        hint = (
-            " Reshape your data: X.reshape(-1, 1) for a single feature, or X.reshape(1, -1) "
-            "for a single sample."
-            if arr.ndim == 1
-            else ""
-        )
-        raise ValueError(
-            f"{name} must be 2-D of shape (n_samples, n_features), got {arr.ndim}-D.{hint}"
-        )
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty: got shape {arr.shape}; at least one sample is needed")
-    if arr.shape[1] == 0:
-        raise ValueError(
-            f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
-        )
+    check_matrix_shape(arr.shape, name)
     if arr.shape[0] < min_samples:
         raise ValueError(
             f"{name} has {arr.shape[0]} sample{'s' if arr.shape[0] != 1 else ''} "
@@ -229,6 +211,37 @@ def check_choice(value, name: str, allowed) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
     return value
+
+
+def check_numeric_columns(dtypes, name: str = "X") -> None:
+    """ValueError listing the columns of a table (``dtypes``: column -> dtype, as pandas'
+    and dask's ``DataFrame.dtypes``) that are not real numbers or booleans."""
+    bad = [str(c) for c, dt in dtypes.items() if not _is_numeric_dtype(dt)]
+    if bad:
+        raise ValueError(
+            f"{name} has non-numeric columns {bad}: a Gaussian mixture needs numeric "
+            "features; drop or encode them first"
+        )
+
+
+def check_matrix_shape(shape: tuple, name: str = "X") -> None:
+    """ValueError unless ``shape`` is 2-D with at least one row and one column."""
+    if len(shape) != 2:
+        hint = (
+            " Reshape your data: X.reshape(-1, 1) for a single feature, or X.reshape(1, -1) "
+            "for a single sample."
+            if len(shape) == 1
+            else ""
+        )
+        raise ValueError(
+            f"{name} must be 2-D of shape (n_samples, n_features), got {len(shape)}-D.{hint}"
+        )
+    if shape[0] == 0:
+        raise ValueError(f"{name} is empty: got shape {shape}; at least one sample is needed")
+    if shape[1] == 0:
+        raise ValueError(
+            f"{name} has 0 feature(s) (shape={shape}) while a minimum of 1 is required."
+        )
 
 
 def _is_numeric_dtype(dtype) -> bool:

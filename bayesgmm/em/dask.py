@@ -39,6 +39,8 @@ import numpy as np
 from bayesgmm._validation import (
     NonNumericInputError,
     check_feature_spread,
+    check_matrix_shape,
+    check_numeric_columns,
     check_sample_weight,
 )
 from bayesgmm.em.gaussian import n_quadratic_features
@@ -74,18 +76,7 @@ def as_dask_array(X, name: str = "X") -> da.Array:
     of shape (n_samples, n_features) whose chunks hold whole rows, or a clear error."""
     columns, dtypes = getattr(X, "columns", None), getattr(X, "dtypes", None)
     if columns is not None and dtypes is not None and hasattr(X, "to_dask_array"):
-        from pandas.api.types import is_bool_dtype, is_complex_dtype, is_numeric_dtype
-
-        bad = [
-            str(c)
-            for c, dt in dtypes.items()
-            if not (is_numeric_dtype(dt) or is_bool_dtype(dt)) or is_complex_dtype(dt)
-        ]
-        if bad:
-            raise ValueError(
-                f"{name} has non-numeric columns {bad}: a Gaussian mixture needs numeric "
-                "features; drop or encode them first"
-            )
+        check_numeric_columns(dtypes, name)
         X = X.to_dask_array(lengths=True)  # one pass over the partitions for their lengths
     if not isinstance(X, da.Array):
         raise TypeError(
@@ -100,22 +91,12 @@ def as_dask_array(X, name: str = "X") -> da.Array:
             f"{name} must be numeric, got a dask array of dtype {X.dtype}; drop or encode "
             "non-numeric columns first"
         )
-    if X.ndim != 2:
-        hint = " Reshape your data: X.reshape(-1, 1) for a single feature." if X.ndim == 1 else ""
-        raise ValueError(
-            f"{name} must be 2-D of shape (n_samples, n_features), got {X.ndim}-D.{hint}"
-        )
-    if any(np.isnan(c) for c in X.chunks[0]):
+    if X.ndim == 2 and any(np.isnan(c) for c in X.chunks[0]):
         raise ValueError(
             f"{name} has unknown chunk sizes (NaN rows per chunk): call "
             f"{name}.compute_chunk_sizes() first (or to_dask_array(lengths=True))"
         )
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} is empty: got shape {X.shape}; at least one sample is needed")
-    if X.shape[1] == 0:
-        raise ValueError(
-            f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
-        )
+    check_matrix_shape(X.shape, name)
     if len(X.chunks[1]) > 1:
         raise ValueError(
             f"{name}'s chunks split its columns (column chunks {X.chunks[1]}): EM reads whole "

@@ -370,11 +370,11 @@ def log_prob_resp(design: Design, params: MixtureParams):
     else:
         far = np.flatnonzero(~(log_norm > FAR_LOG_DENSITY))  # non-finite included
     if far.size:
-        log_norm[far], resp[far] = _far_log_prob_resp(design._X[far], params, design)
+        log_norm[far], resp[far] = _far_log_prob_resp(design._X[far], params, design, chol)
     return log_norm, resp
 
 
-def _far_log_prob_resp(X: np.ndarray, params: MixtureParams, design: Design):
+def _far_log_prob_resp(X: np.ndarray, params: MixtureParams, design: Design, chol: np.ndarray):
     """``log p(x)`` and responsibilities of rows far from the design centre, without overflow.
 
     With ``d = x - r = s y`` (``r`` the mean of the component means, ``s = max |d_j|``) the
@@ -389,11 +389,10 @@ def _far_log_prob_resp(X: np.ndarray, params: MixtureParams, design: Design):
     coordinates of ``d`` still count, and nothing overflows but a difference that is
     itself below -1.8e308. Far away, the component with the widest spread along the
     direction of ``x`` takes all the responsibility; ``log p(x)`` is -inf only below
-    -1.8e308 (not representable).
+    -1.8e308 (not representable). ``chol``: the (K, D, D) precision Cholesky factors.
     """
     cov_type = design.covariance_type
-    n_components, n_features = params.means.shape
-    chol = full_covariances(params.precisions_cholesky, cov_type, n_components, n_features)
+    n_features = params.means.shape[1]
     ref = params.means.mean(axis=0)
     d = X - ref
     s = np.abs(d).max(axis=1)

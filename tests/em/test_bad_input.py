@@ -4,6 +4,7 @@ error naming the parameter and the fix."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.special import logsumexp, softmax
 
@@ -258,3 +259,31 @@ def test_sample_messages_include_sklearns(X):
         ValueError, match=r"Invalid value for 'n_samples': 0 \. The sampling requires"
     ):
         gm.sample(0)
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((5,), r"must be 2-D .* got 1-D\. Reshape your data"),
+        ((2, 3, 4), r"must be 2-D .* got 3-D\.$"),
+        ((0, 2), r"X is empty"),
+        ((3, 0), r"has 0 feature\(s\)"),
+    ],
+)
+def test_matrix_shape_check_names_the_problem(shape, message):
+    from bayesgmm._validation import check_matrix_shape
+
+    with pytest.raises(ValueError, match=message):
+        check_matrix_shape(shape)
+    check_matrix_shape((3, 2))  # a valid shape passes
+
+
+def test_numeric_columns_check_lists_the_bad_columns():
+    from bayesgmm._validation import check_numeric_columns
+
+    frame = pd.DataFrame(
+        {"a": [1.0], "b": ["x"], "c": [True], "d": [1 + 2j], "e": pd.array([1], "Int64")}
+    )
+    with pytest.raises(ValueError, match=r"Z has non-numeric columns \['b', 'd'\]"):
+        check_numeric_columns(frame.dtypes, "Z")
+    check_numeric_columns(frame[["a", "c", "e"]].dtypes)
