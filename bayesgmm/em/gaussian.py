@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 from scipy.linalg import lapack
+from scipy.special import logsumexp
 
 __all__ = [
     "COMPONENT_DIM",
@@ -49,6 +50,7 @@ __all__ = [
     "full_covariances",
     "inverse_lower",
     "log_det_precision_cholesky",
+    "log_likelihood_draws",
     "n_parameters",
     "n_quadratic_features",
     "precision_cholesky_from_precisions",
@@ -404,3 +406,32 @@ def n_parameters(n_components: int, n_features: int, covariance_type: str) -> in
         "spherical": n_components,
     }[covariance_type]
     return cov + n_components * n_features + n_components - 1
+
+
+#: float64 entries per chunk of draws in :func:`log_likelihood_draws` (about 32 MB)
+_LOGLIK_CHUNK = 1 << 22
+
+
+def log_likelihood_draws(X, weights, means, chol) -> np.ndarray:
+    """log p(x_n | theta_s) of the mixture, (S, N), for draws ``weights`` (S, K), ``means``
+    (S, K, D) and lower Cholesky factors ``chol`` (S, K, D, D) of the covariances, in NumPy:
+    z = L^-1 (x - mu) by triangular solves, then log-sum-exp over components."""
+    X = np.asarray(X, dtype=np.float64)
+    weights, means, chol = (np.asarray(a, dtype=np.float64) for a in (weights, means, chol))
+    n, d = X.shape
+    s_all, k = weights.shape
+    out = np.empty((s_all, n))
+    step = max(1, _LOGLIK_CHUNK // max(1, k * d * n))
+    eye = np.eye(d)
+    for lo in range(0, s_all, step):
+        hi = min(s_all, lo + step)
+        L = chol[lo:hi]
+        # L^-1 by a batched solve (lower triangular: exact enough, D is small)
+        linv = np.linalg.solve(L, np.broadcast_to(eye, L.shape))
+        diff = X.T[None, None] - means[lo:hi, :, :, None]  # (s, K, D, N)
+        z = linv @ diff
+        logdet = np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=-1)  # (s, K)
+        comp = -0.5 * np.einsum("skdn,skdn->skn", z, z)
+        comp += (np.log(weights[lo:hi]) - logdet - 0.5 * d * LOG_2PI)[..., None]
+        out[lo:hi] = logsumexp(comp, axis=1)
+    return out

@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
-from scipy.special import logsumexp
+
+from bayesgmm.em.gaussian import log_likelihood_draws
 
 __all__ = [
     "PriorSimulation",
@@ -290,15 +291,7 @@ def mixture_loglik(
         calibration like any function of the parameters and the data, and it reacts to
         errors that no single parameter shows (Modrák et al. 2023, arXiv:2211.02383).
     """
-    X = np.asarray(X, dtype=np.float64)
-    d = X.shape[1]
-    resid = X[None, None, :, :] - np.asarray(means)[:, :, None, :]  # (S, K, N, D)
-    chol = np.asarray(chol_cov, dtype=np.float64)
-    white = np.linalg.solve(chol, np.swapaxes(resid, -1, -2))  # (S, K, D, N)
-    quad = np.sum(white**2, axis=-2)  # (S, K, N)
-    logdet = np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)  # (S, K)
-    comp = np.log(weights)[..., None] - logdet[..., None] - 0.5 * (d * np.log(2 * np.pi) + quad)
-    return np.sum(logsumexp(comp, axis=1), axis=-1)
+    return log_likelihood_draws(X, weights, means, chol_cov).sum(axis=-1)
 
 
 # --------------------------------------------------------------------------------------

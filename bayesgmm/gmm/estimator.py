@@ -37,7 +37,7 @@ from bayesgmm._validation import (
     check_seed,
 )
 from bayesgmm.em.estimator import GaussianMixture
-from bayesgmm.em.gaussian import check_covariance_type, inverse_lower
+from bayesgmm.em.gaussian import check_covariance_type, inverse_lower, log_likelihood_draws
 from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
 from bayesgmm.gmm.crosscheck import crosscheck
 from bayesgmm.gmm.fast_logp import fast_gmm, find_map_fast
@@ -58,7 +58,6 @@ __all__ = [
     "BayesGMM",
     "fit_point_estimates",
     "log_likelihood_dataset",
-    "log_likelihood_draws",
     "point_from_chol",
 ]
 
@@ -492,40 +491,11 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         return self.crosscheck_.to_text()
 
 
-#: float64 entries per chunk of draws in :func:`log_likelihood_draws` (about 32 MB)
-_LOGLIK_CHUNK = 1 << 22
-
-
-def log_likelihood_draws(X, weights, means, chol) -> np.ndarray:
-    """log p(x_n | theta_s) of the mixture, (S, N), for draws ``weights`` (S, K), ``means``
-    (S, K, D) and lower Cholesky factors ``chol`` (S, K, D, D) of the covariances, in NumPy:
-    z = L^-1 (x - mu) by triangular solves, then log-sum-exp over components."""
-    X = np.asarray(X, dtype=np.float64)
-    weights, means, chol = (np.asarray(a, dtype=np.float64) for a in (weights, means, chol))
-    n, d = X.shape
-    s_all, k = weights.shape
-    out = np.empty((s_all, n))
-    step = max(1, _LOGLIK_CHUNK // max(1, k * d * n))
-    eye = np.eye(d)
-    for lo in range(0, s_all, step):
-        hi = min(s_all, lo + step)
-        L = chol[lo:hi]
-        # L^-1 by a batched solve (lower triangular: exact enough, D is small)
-        linv = np.linalg.solve(L, np.broadcast_to(eye, L.shape))
-        diff = X.T[None, None] - means[lo:hi, :, :, None]  # (s, K, D, N)
-        z = linv @ diff
-        logdet = np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=-1)  # (s, K)
-        comp = -0.5 * np.einsum("skdn,skdn->skn", z, z)
-        comp += (np.log(weights[lo:hi]) - logdet - 0.5 * d * np.log(2.0 * np.pi))[..., None]
-        out[lo:hi] = logsumexp(comp, axis=1)
-    return out
-
-
 def log_likelihood_dataset(posterior: xr.Dataset, X) -> xr.Dataset:
     """The ``log_likelihood`` group of a GMM posterior (``weights``, ``means``, ``chol_cov``)
     on the observed data ``X``: variable ``x`` (chain, draw, obs), as
     ``pm.compute_log_likelihood`` writes it for a :func:`build_gmm_model` model."""
-    dims = ("chain", "draw")
+    dims = SAMPLE_DIMS
     stacked = [
         posterior[name].transpose(*dims, ...).values for name in ("weights", "means", "chol_cov")
     ]
