@@ -6,10 +6,10 @@ machine or for a new dataset); the warm runs reuse the caches of the first.
 
 Guaranteed, and tested: two cold runs give identical draws, and so do two warm runs. Not
 guaranteed: a cold run and a warm run. The numba kernel compiled in the cold process and
-the one loaded from its cache differ in the last bits of the gradient at some points (a
-fast-math reassociation of the blocked likelihood pass; measured, see the README), L-BFGS-B's path to
-the MAP then differs in the last bits, and NUTS turns that into another (equally valid)
-chain. Their posterior summaries agree within Monte Carlo error, which is tested.
+the one loaded from its cache differ in the last bits of the gradient at some points
+(a fast-math reassociation of the blocked likelihood pass; measured, see the README),
+L-BFGS-B's path to the MAP then differs in the last bits, and NUTS turns that into another
+(equally valid) chain. Their posterior summaries agree within Monte Carlo error, which is tested.
 """
 
 from __future__ import annotations
