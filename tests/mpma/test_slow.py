@@ -14,7 +14,7 @@ import pytest
 
 from bayesgmm.datasets import load_movielens
 from bayesgmm.mpma.crosscheck import crosscheck_subsample, densest_subsample
-from bayesgmm.mpma.evaluation import cross_validate, default_methods, summarize
+from bayesgmm.mpma.evaluation import compare_methods, default_methods, summarize
 from tests.helpers import SHARED_DATA
 
 DATA = SHARED_DATA / "ml-100k"
@@ -42,7 +42,9 @@ def test_five_fold_rmse_beats_svd_and_svdpp(ratings):
     methods, reason = default_methods(seed=0)
     assert not reason, reason
     keep = [MAP_ROW, GIBBS_ROW, "surprise SVD (default)", "surprise SVD++ (default)"]
-    table = summarize(cross_validate(ratings, {k: methods[k] for k in keep}, seed=0))
+    table = summarize(
+        compare_methods(ratings, {k: methods[k] for k in keep}, "kfold", progressbar=False)
+    )
     print(table)
     rmse = table["rmse_mean"]
     for row in (MAP_ROW, GIBBS_ROW):
