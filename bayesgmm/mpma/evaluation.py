@@ -158,7 +158,7 @@ def _fresh(estimator) -> Any:
     """An unfitted model from ``estimator``: called if it is a factory, else cloned
     (scikit-learn's ``clone`` for estimators with ``get_params``, a deep copy otherwise).
     Its own progress bar is switched off (the protocol's bar shows the folds)."""
-    if hasattr(estimator, "fit"):
+    if hasattr(estimator, "fit") and not isinstance(estimator, type):
         model = clone(estimator) if hasattr(estimator, "get_params") else copy.deepcopy(estimator)
     elif callable(estimator):
         model = estimator()
@@ -244,7 +244,8 @@ def cross_validate(
     estimator : estimator or callable
         A model with ``fit(ratings)`` and ``predict(user, item)`` (cloned afresh for every
         fold: :func:`sklearn.base.clone` when it has ``get_params``, else a deep copy), or a
-        callable returning a new unfitted one (e.g. ``lambda: MPMA(10, random_state=0)``).
+        callable returning a new unfitted one (a class, or e.g.
+        ``lambda: MPMA(10, random_state=0)``).
         A model's own progress bar is switched off; the protocol's bar counts the folds.
     ratings : DataFrame with columns user, item, rating
         E.g. ``load_movielens("100k")``; its ``attrs["rating_scale"]`` reaches every fold's
