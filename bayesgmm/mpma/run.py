@@ -161,9 +161,9 @@ def _split(ratings: pd.DataFrame, holdout: float, seed: int):
 
 
 def _convergence_figure(model):
-    """MAP-EM: log posterior per iteration, the global warm-up and the mixture side by side
-    (different objectives, so different panels). Gibbs: each component's log-likelihood
-    per sweep."""
+    """MAP-EM: log posterior per iteration, the global warm-up, each local component's
+    separate fit and the mixture side by side (different objectives, so different
+    panels). Gibbs: each component's log-likelihood per sweep."""
     import matplotlib.pyplot as plt
 
     gibbs = hasattr(model, "posteriors_")
@@ -174,6 +174,7 @@ def _convergence_figure(model):
         ]
     else:
         traces = [("global warm-up", model.warmup_trace_)]
+        traces += [(f"{name} alone", t) for name, t in getattr(model, "local_traces_", {}).items()]
         if len(model.components_) > 1:
             traces.append(("mixture MAP-EM", model.trace_))
     fig, axes = plt.subplots(1, len(traces), figsize=(4.5 * len(traces), 3.5), squeeze=False,
@@ -205,6 +206,8 @@ def run(spec: Spec, data: Table, context: RunContext) -> FamilyOutput:
     out_dir = context.directory
     ratings = _ratings_frame(data.frame)
     model = mpma_estimator(spec)
+    if "progressbar" not in spec.options:
+        model.set_params(progressbar=bool(context.progress))
     split_seed, check_seed = context.seeds(2)
     train, test = _split(ratings, spec.holdout, split_seed)
     label = "Gibbs" if spec.estimator == "gibbs" else "MAP-EM"
