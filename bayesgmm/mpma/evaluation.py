@@ -14,18 +14,21 @@ methods are skipped, with the reason, when it cannot be imported.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
+import io
 import math
 import time
 from collections.abc import Callable, Mapping
+from contextlib import redirect_stderr
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 
 from bayesgmm.mpma.baselines import GlobalMean, bias_baseline, bpmf, pmf
 from bayesgmm.mpma.data import resolve_rating_scale
@@ -35,11 +38,13 @@ from bayesgmm.progress import progress_bar
 
 __all__ = [
     "CVResult",
+    "MyFMPeer",
     "PairedComparison",
     "SurprisePeer",
     "compare_methods",
     "cross_validate",
     "default_methods",
+    "myfm_available",
     "paired_comparison",
     "peers_available",
     "summarize",
@@ -55,6 +60,15 @@ def peers_available() -> tuple[bool, str]:
         import surprise  # noqa: F401
     except Exception as err:  # ImportError, or a binary built against another NumPy
         return False, f"scikit-surprise is not importable ({type(err).__name__}: {err})"
+    return True, ""
+
+
+def myfm_available() -> tuple[bool, str]:
+    """Whether myfm (Rendle's Bayesian FM, the ``bench`` extra) imports, and why not."""
+    try:
+        import myfm  # noqa: F401
+    except Exception as err:
+        return False, f"myfm is not importable ({type(err).__name__}: {err})"
     return True, ""
 
 
@@ -96,6 +110,101 @@ class SurprisePeer:
         return np.array([self.algo_.predict(u, i).est for u, i in zip(user, item, strict=True)])
 
 
+class MyFMPeer(BaseEstimator):
+    """Rendle's Bayesian factorisation machine (myFM's Gibbs sampler) on (user, item) ids.
+
+    The features of a rating are the one-hot user and item and, with ``implicit=True``, the
+    implicit feedback of SVD++ and its "flipped" twin as in Rendle, Zhang and Koren (2019)
+    and myFM's reproduction: the items the user rated and the users who rated the item,
+    each set weighted ``1 / sqrt(size)``. The implicit sets come from the training ratings
+    only (Rendle et al.'s "stricter protocol": no information about the test pairs). Each
+    group of features (user, user's items, item, item's users) gets its own Normal-Gamma
+    hyperprior, as in myFM's examples. Predictions average the kept draws, clipped to the
+    rating scale; an unseen user or item has no features (the prediction falls back to the
+    other side and the global bias).
+
+    Parameters
+    ----------
+    rank : int, default 10
+    n_iter : int, default 200
+        Gibbs sweeps; the last ``n_kept_samples`` are kept.
+    n_kept_samples : int, default 150
+    implicit : bool, default True
+    rating_scale : (float, float) or None
+        None reads it from the training data.
+    random_state : int, default 0
+    progressbar : bool, default True
+        myFM's own (tqdm) progress bar; ``cross_validate`` switches it off.
+    """
+
+    def __init__(self, rank: int = 10, n_iter: int = 200, n_kept_samples: int = 150,
+                 implicit: bool = True, rating_scale=None, random_state: int = 0,
+                 progressbar: bool = True):  # fmt: skip
+        self.rank = rank
+        self.n_iter = n_iter
+        self.n_kept_samples = n_kept_samples
+        self.implicit = implicit
+        self.rating_scale = rating_scale
+        self.random_state = random_state
+        self.progressbar = progressbar
+
+    def _features(self, own: int, other: int, pairs_own, pairs_other):
+        """One-hot ids (plus an all-zero row for unseen ids) and, if ``implicit``, the
+        normalised set of the other side each id rated."""
+        import scipy.sparse as sps
+
+        eye = sps.vstack([sps.identity(own, format="csr"), sps.csr_matrix((1, own))])
+        if not self.implicit:
+            return eye.tocsr()
+        rated = sps.csr_matrix(
+            (np.ones(len(pairs_own)), (pairs_own, pairs_other)), shape=(own + 1, other)
+        )
+        counts = np.asarray(rated.sum(axis=1)).ravel()
+        scale = sps.diags(1.0 / np.sqrt(np.maximum(counts, 1.0)))
+        return sps.hstack([eye, scale @ rated]).tocsr()
+
+    def fit(self, ratings: pd.DataFrame) -> MyFMPeer:
+        import myfm
+
+        scale = resolve_rating_scale(self.rating_scale, ratings)
+        self.rating_scale_ = np.array(scale)
+        self.user_ids_ = np.unique(ratings["user"].to_numpy())
+        self.item_ids_ = np.unique(ratings["item"].to_numpy())
+        u = np.searchsorted(self.user_ids_, ratings["user"].to_numpy())
+        i = np.searchsorted(self.item_ids_, ratings["item"].to_numpy())
+        n_u, n_i = len(self.user_ids_), len(self.item_ids_)
+        self.user_features_ = self._features(n_u, n_i, u, i)
+        self.item_features_ = self._features(n_i, n_u, i, u)
+        shapes = [n_u, n_i, n_i, n_u] if self.implicit else [n_u, n_i]
+        start = time.perf_counter()
+        # myFM always draws a tqdm bar on standard error: silenced by redirecting it
+        quiet = contextlib.nullcontext() if self.progressbar else redirect_stderr(io.StringIO())
+        with quiet:
+            self.fm_ = myfm.MyFMRegressor(rank=self.rank, random_seed=self.random_state).fit(
+                None, ratings["rating"].to_numpy(dtype=np.float64), X_rel=self._blocks(u, i),
+                n_iter=self.n_iter, n_kept_samples=self.n_kept_samples, group_shapes=shapes,
+            )  # fmt: skip
+        self.fit_time_ = time.perf_counter() - start
+        return self
+
+    def _blocks(self, u: np.ndarray, i: np.ndarray) -> list:
+        import myfm
+
+        return [myfm.RelationBlock(u, self.user_features_),
+                myfm.RelationBlock(i, self.item_features_)]  # fmt: skip
+
+    def _codes(self, ids, known: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids)
+        pos = np.clip(np.searchsorted(known, ids), 0, len(known) - 1)
+        return np.where(known[pos] == ids, pos, len(known))  # unseen -> the zero row
+
+    def predict(self, user, item) -> np.ndarray:
+        """Posterior-mean predictions, clipped to the rating scale, shape (N,)."""
+        u = self._codes(user, self.user_ids_)
+        i = self._codes(item, self.item_ids_)
+        return np.clip(self.fm_.predict(None, self._blocks(u, i)), *self.rating_scale_)
+
+
 def default_methods(
     *, n_factors: int = 10, seed: int = 0, include_peers: bool = True, **mpma_params
 ) -> tuple[dict[str, Callable[[], Any]], str]:
@@ -104,9 +213,11 @@ def default_methods(
     Rows: global mean, user/item bias baseline, PMF (MAP), MPMA as Chen et al. combine the
     components (``refine_factors=False``), MPMA joint MAP-EM (``refine_factors=True``),
     Bayesian PMF and MPMA with its hierarchical priors by Gibbs sampling
-    (:class:`GibbsMPMA`, default settings), and scikit-surprise's BaselineOnly,
-    KNNBaseline, SVD and SVD++ with default settings. ``mpma_params`` go to every MAP-EM
-    method.
+    (:class:`GibbsMPMA`, default settings), scikit-surprise's BaselineOnly,
+    KNNBaseline, SVD and SVD++ with default settings, and myFM's Bayesian factorisation
+    machine with implicit feedback (:class:`MyFMPeer`, rank ``n_factors``). ``mpma_params``
+    go to every MAP-EM method. The second value names the peers that could not be
+    imported (empty when all are there).
     """
     methods: dict[str, Callable[[], Any]] = {
         "global mean": GlobalMean,
@@ -129,6 +240,12 @@ def default_methods(
             methods["surprise KNNBaseline (default)"] = lambda: SurprisePeer("KNNBaseline")
             methods["surprise SVD (default)"] = lambda: SurprisePeer("SVD", random_state=seed)
             methods["surprise SVD++ (default)"] = lambda: SurprisePeer("SVDpp", random_state=seed)
+        ok_fm, reason_fm = myfm_available()
+        if ok_fm:
+            methods["myFM Bayesian FM (rank 10, implicit)"] = lambda: MyFMPeer(
+                n_factors, random_state=seed
+            )
+        reason = "; ".join(r for r in (reason, reason_fm) if r)
     else:
         reason = "peers not requested"
     return methods, reason

@@ -52,3 +52,21 @@ def test_five_fold_rmse_beats_svd_and_svdpp(ratings):
         assert rmse[row] < rmse["surprise SVD++ (default)"], row
         assert table.loc[row, "fit_time_total_s"] <= 120, row
     assert rmse[GIBBS_ROW] <= 0.900
+
+
+@pytest.mark.slow
+def test_myfm_peer_on_u1(ratings):
+    """myFM (bench extra) on GroupLens' u1: implicit feedback helps, as in Rendle et al."""
+    from bayesgmm.mpma.evaluation import MyFMPeer, cross_validate
+
+    frame = load_movielens(data_home=DATA, download=False)
+    scores = {
+        implicit: cross_validate(
+            MyFMPeer(10, n_iter=100, n_kept_samples=80, implicit=implicit), frame, "u1",
+            progressbar=False,
+        ).per_fold["rmse"].iloc[0]
+        for implicit in (True, False)
+    }  # fmt: skip
+    print(scores)
+    assert scores[True] < scores[False] - 0.005
+    assert scores[True] < 0.90
