@@ -6,7 +6,8 @@ status)``; with ``enabled=False`` (every ``progressbar=False``) that object does
 and rich is not imported. Output goes to standard error, so it never mixes with a
 program's results on standard output. In a terminal the bar redraws in place; elsewhere
 (a log file, a captured stream) rich prints the final state once when the loop ends;
-in Jupyter it is a live widget.
+in Jupyter it is a live widget (with ipywidgets installed; without it rich warns once and
+draws nothing, as PyMC's bars do).
 """
 
 from __future__ import annotations
