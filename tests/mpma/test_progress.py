@@ -102,3 +102,27 @@ def test_rating_scale_cannot_be_read_from_constant_ratings():
     data = pd.DataFrame({"user": [0, 1, 2], "item": [0, 1, 2], "rating": 3.0})
     with pytest.raises(ValueError, match=r"pass rating_scale=\(low, high\)"):
         MPMA(1, components=("global",), progressbar=False).fit(data)
+
+
+def test_saem_progress(capsys):
+    """SAEM (the marginal MAP of the cross-check) shows a bar only when asked, with the
+    same draws either way."""
+    from bayesgmm.mpma.saem import saem_weights_sigmas
+
+    model = MPMA(1, n_warmup=2, max_iter=3, random_state=0, progressbar=False).fit(_ratings())
+    args = (model._state(), model.train_users_, model.train_items_)
+    index = model._indices(args[1], args[2])
+    ratings = _ratings()
+    frame = ratings.set_index(["user", "item"]).loc[
+        list(zip(model.user_ids_[args[1]], model.item_ids_[args[2]], strict=True))
+    ]
+    values = frame["rating"].to_numpy()
+    quiet = saem_weights_sigmas(args[0], values, index, model.priors_, use_bias=True,
+                                n_burn=3, n_average=2, seed=0)  # fmt: skip
+    assert capsys.readouterr().err == ""
+    loud = saem_weights_sigmas(args[0], values, index, model.priors_, use_bias=True,
+                               n_burn=3, n_average=2, seed=0, progressbar=True)  # fmt: skip
+    err = capsys.readouterr().err
+    assert "SAEM" in err and "5/5" in err and "weights" in err
+    np.testing.assert_array_equal(quiet.weights_trace, loud.weights_trace)
+    assert quiet.weights_trace.shape == (5, 3)
