@@ -445,9 +445,10 @@ def compare_methods(
 
     Returns
     -------
-    DataFrame with columns method, fold, n_train, n_test, rmse, mae, fit_time (seconds);
-    :func:`summarize` gives mean +/- sd per method, and ``per_fold[per_fold.method == m]``
-    the rows :func:`paired_comparison` compares.
+    DataFrame with columns method, fold, n_train, n_test, rmse, mae, fit_time (seconds),
+    and the protocol's name in ``attrs["protocol"]``; :func:`summarize` gives mean +/- sd
+    per method, and ``per_fold[per_fold.method == m]`` the rows :func:`paired_comparison`
+    compares.
     """
     splitter = get_protocol(protocol, **protocol_params)
     folds = list(zip(splitter.fold_names, splitter.split(ratings), strict=True))
@@ -464,7 +465,9 @@ def compare_methods(
                 if verbose:
                     print(f"{method:40s} {fold}: RMSE {r['rmse']:.4f} MAE {r['mae']:.4f} "
                           f"fit {r['fit_time']:.1f} s", flush=True)  # fmt: skip
-    return pd.DataFrame(rows)
+    per_fold = pd.DataFrame(rows)
+    per_fold.attrs["protocol"] = splitter.name
+    return per_fold
 
 
 # ---------------------------------------------------------------------------
@@ -525,7 +528,7 @@ def _as_fold_scores(result, metric: str) -> tuple[str, str, pd.Series, pd.Series
         if "method" in result and result["method"].nunique() > 1:
             raise ValueError("pass one method's rows (per_fold[per_fold.method == name])")
         method = str(result["method"].iloc[0]) if "method" in result else "method"
-        frame, protocol = result, ""
+        frame, protocol = result, str(result.attrs.get("protocol", ""))
     else:
         raise TypeError(
             f"expected a CVResult or a per-fold DataFrame with 'fold' and {metric!r} columns, "

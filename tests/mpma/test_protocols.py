@@ -217,6 +217,7 @@ def test_compare_methods_table():
     table = summarize(per_fold)
     assert table.loc["mean", "rmse_mean"] == pytest.approx(alone.summary()["rmse_mean"])
     cmp = paired_comparison(per_fold[per_fold["method"] == "pmf"], rows)
+    assert (cmp.method_a, cmp.method_b, cmp.protocol) == ("pmf", "mean", "kfold")
     np.testing.assert_allclose(
         cmp.differences.to_numpy(),
         per_fold.loc[per_fold["method"] == "pmf", "rmse"].to_numpy() - rows["rmse"].to_numpy(),
