@@ -2,8 +2,9 @@
 
 The GroupLens splits are checked against GroupLens' own files: the counts of the ml-100k
 README (20,000 / 80,000 per u-split, 9,430 test ratings for ua and ub), and lines of the
-distributed ``u1.test`` and ``ua.test`` (copied from those files, sorted by user and item
-as GroupLens ships them). The paired comparison is checked against scipy.stats.ttest_rel.
+distributed ``u1.test``, ``u5.test``, ``ua.test`` and ``ub.test`` (copied from those files,
+sorted by user and item as GroupLens ships them). The paired comparison is checked against
+scipy.stats.ttest_rel.
 """
 
 from __future__ import annotations
@@ -50,11 +51,23 @@ U1_TEST = {
     9: [6, 286, 298, 340, 479, 487, 507, 521, 527, 691],
 }  # fmt: skip
 U1_TEST_LINES = {2: 22, 3: 26, 4: 10, 8: 29, 9: 10}
+U5_TEST = {
+    1: [3, 13, 15, 18, 19, 28, 29, 52, 59, 83, 88, 94, 111, 122, 126, 152, 172, 204, 207,
+        231, 244],
+    2: [275, 286, 296, 302],
+    3: [340, 346, 353],
+    4: [301, 360],
+}  # fmt: skip
 UA_TEST = {
     1: [20, 33, 61, 117, 155, 160, 171, 189, 202, 265],
     2: [13, 50, 251, 280, 281, 290, 292, 297, 312, 314],
     3: [245, 294, 323, 328, 331, 332, 334, 335, 337, 343],
     85: [25, 51, 228, 259, 427, 433, 507, 588, 642, 1065],
+}
+UB_TEST = {
+    1: [17, 47, 64, 90, 92, 113, 222, 227, 228, 253],
+    2: [257, 279, 299, 301, 303, 307, 308, 313, 315, 316],
+    85: [13, 83, 187, 272, 277, 282, 298, 501, 604, 647],
 }
 
 
@@ -75,6 +88,9 @@ def test_u_splits_reproduce_grouplens(ml100k):
         assert _items_of(ml100k, test, user) == items
     for user, n in U1_TEST_LINES.items():
         assert len(_items_of(ml100k, test, user)) == n
+    train, test = next(get_protocol("u5").split(ml100k))  # the last block: tail -20000
+    for user, items in U5_TEST.items():
+        assert _items_of(ml100k, test, user) == items
 
 
 def test_ua_ub_reproduce_grouplens(ml100k):
@@ -89,6 +105,8 @@ def test_ua_ub_reproduce_grouplens(ml100k):
     for user, items in UA_TEST.items():
         assert _items_of(ml100k, ua_test, user) == items
     assert _items_of(ml100k, ua_test, 86)[:3] == [258, 286, 300]
+    for user, items in UB_TEST.items():
+        assert _items_of(ml100k, ub_test, user) == items
 
 
 @pytest.mark.parametrize("name", ["u1", "u", "ua", "ub"])
