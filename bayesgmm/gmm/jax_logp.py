@@ -136,25 +136,27 @@ def _constrain(x, lay: KernelLayout):
 
 def _chunk_stats(a, b, base, x, mask):
     """One chunk: sum_n mask_n lse_k(base_k - |a_k x_n - b_k|^2 / 2) and the gradient's
-    sums (R (K,), Z (K, D), ZX (K, D, D)).  ``x`` (C, D), ``mask`` (C,) in {0, 1}."""
-    z = jnp.einsum("kde,ne->nkd", a, x) - b  # (C, K, D)
-    comp = base - 0.5 * jnp.sum(z * z, axis=-1)  # (C, K)
-    cmax = jnp.max(comp, axis=-1, keepdims=True)
+    sums (R (K,), Z (K, D), ZX (K, D, D)).  ``x`` (D, C), feature-major like the numba
+    kernel's data (XLA vectorises along the rows; measured 1.8x faster on a CPU than
+    row-major), ``mask`` (C,) in {0, 1}."""
+    z = jnp.einsum("kde,ec->kdc", a, x) - b[:, :, None]  # (K, D, C)
+    comp = base[:, None] - 0.5 * jnp.sum(z * z, axis=1)  # (K, C)
+    cmax = jnp.max(comp, axis=0, keepdims=True)
     terms = jnp.exp(comp - cmax)
-    tot = jnp.sum(terms, axis=-1, keepdims=True)
-    lse = cmax[:, 0] + jnp.log(tot[:, 0])
-    rho = terms * (mask[:, None] / tot)
-    rz = rho[:, :, None] * z  # (C, K, D)
+    tot = jnp.sum(terms, axis=0, keepdims=True)
+    lse = cmax[0] + jnp.log(tot[0])
+    rho = terms * (mask / tot)
+    rz = rho[:, None, :] * z  # (K, D, C)
     return (
         jnp.sum(mask * lse),
-        jnp.sum(rho, axis=0),
-        jnp.sum(rz, axis=0),
-        jnp.einsum("nkd,ne->kde", rz, x),
+        jnp.sum(rho, axis=1),
+        jnp.sum(rz, axis=2),
+        jnp.einsum("kdc,ec->kde", rz, x),
     )
 
 
 def _pass_stats(a, b, base, xs, masks):
-    """:func:`_chunk_stats` summed over the chunks of ``xs`` (C_n, C, D)."""
+    """:func:`_chunk_stats` summed over the chunks of ``xs`` (C_n, D, C)."""
     if xs.shape[0] == 1:
         return _chunk_stats(a, b, base, xs[0], masks[0])
 
@@ -207,7 +209,8 @@ def _default_chunk() -> int | None:
 
 
 def _chunked(data: np.ndarray, chunk: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``data`` (N, D) as (C_n, C, D) chunks, the last padded with zero rows, and the mask."""
+    """``data`` (N, D) as (C_n, D, C) feature-major chunks, the last padded with zero rows,
+    and the mask (C_n, C)."""
     n, d = data.shape
     size = n if chunk is None or chunk >= n else int(chunk)
     n_chunks = -(-n // size)
@@ -215,7 +218,8 @@ def _chunked(data: np.ndarray, chunk: int | None) -> tuple[np.ndarray, np.ndarra
     xs[:n] = data
     mask = np.zeros(n_chunks * size)
     mask[:n] = 1.0
-    return xs.reshape(n_chunks, size, d), mask.reshape(n_chunks, size)
+    xs = np.ascontiguousarray(xs.reshape(n_chunks, size, d).transpose(0, 2, 1))
+    return xs, mask.reshape(n_chunks, size)
 
 
 @dataclass(frozen=True)

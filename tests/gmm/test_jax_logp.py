@@ -63,7 +63,7 @@ def test_default_chunking_on_the_cpu_covers_every_row():
     """More rows than one CPU chunk: the padded last chunk adds nothing."""
     X = make_data(n=2 * CPU_CHUNK + 123, d=2)
     jg = jax_gmm(build_gmm_model(X, n_components=K))
-    assert jg.chunk == CPU_CHUNK and jg.xs.shape == (3, CPU_CHUNK, 2)
+    assert jg.chunk == CPU_CHUNK and jg.xs.shape == (3, 2, CPU_CHUNK)
     assert_same_density(jg, random_vectors(jg.fast, 2, seed=4))
 
 
