@@ -1,14 +1,15 @@
 """From a point estimate to a posterior: EM -> initial values -> MAP -> NUTS.
 
 Family-neutral: used by the Bayesian GMM (:mod:`bayesgmm.gmm`) and by MPMA's cross-check.
-nutpie is the default NUTS sampler.  A model family may pass ``fast_compiler``, a function
-``(model, start) -> compiled nutpie model or None`` that recognises its own unmodified
-models and compiles a hand-written log-density for them (the GMM's is
-:func:`bayesgmm.gmm.fastnuts.compile_fast_gmm`); with ``sampler="nutpie"`` it is tried first,
-and any model it declines, or ``sampler="nutpie-pytensor"``, is compiled from its PyTensor
-graph with nutpie's numba backend.  PyMC's own sampler
-(``sampler="pymc"``) is the fallback when nutpie is not installed or cannot compile the
-model (a warning says so).
+nutpie is the default NUTS sampler.  A model family may pass ``compilers``, a mapping from
+a sampler name to a function ``(model, start) -> compiled nutpie model or None`` that
+recognises the family's own unmodified models and compiles a hand-written log-density for
+them (the GMM's: :func:`bayesgmm.gmm.fastnuts.compile_fast_gmm` for ``"nutpie"``, numba,
+and :func:`bayesgmm.gmm.jax_logp.compile_jax_gmm` for ``"nutpie-jax"``).  A model the
+family's compiler declines, or one without a compiler, is compiled from its PyTensor graph
+by nutpie: with its numba backend for ``"nutpie"`` and ``"nutpie-pytensor"``, with its JAX
+backend for ``"nutpie-jax"``.  PyMC's own sampler (``sampler="pymc"``) is the fallback when
+nutpie cannot compile the model (a warning says so).
 
 Every chain starts at the MAP found from the EM estimate, without jitter. Mixture
 posteriors are multimodal; starting all chains in the mode that EM found keeps them out
@@ -30,10 +31,11 @@ __all__ = [
     "SAMPLERS",
     "find_map",
     "free_rv_point",
+    "require_sampler",
     "sample_nuts",
 ]
 
-SAMPLERS = ("nutpie", "nutpie-pytensor", "pymc")
+SAMPLERS = ("nutpie", "nutpie-pytensor", "nutpie-jax", "pymc")
 
 
 def free_rv_point(model: pm.Model, point: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -70,13 +72,14 @@ def sample_nuts(
     tune: int = 1000,
     seed: int | None = None,
     progressbar: bool = True,
-    fast_compiler: Callable | None = None,
+    compilers: Mapping[str, Callable] | None = None,
 ) -> xr.DataTree:
     """Run NUTS from ``initial_point`` (free RV values, constrained space).
 
-    ``sampler``: "nutpie" (``fast_compiler``'s log-density where it accepts the model, else
-    as "nutpie-pytensor"), "nutpie-pytensor" (nutpie on the model's PyTensor graph, numba
-    backend) or "pymc".
+    ``sampler``: "nutpie" (``compilers["nutpie"]``'s log-density where it accepts the model,
+    else as "nutpie-pytensor"), "nutpie-pytensor" (nutpie on the model's PyTensor graph,
+    numba backend), "nutpie-jax" (``compilers["nutpie-jax"]``'s log-density where it accepts
+    the model, else nutpie on the PyTensor graph with its JAX backend; needs JAX) or "pymc".
 
     Returns an ArviZ ``DataTree`` with ``posterior`` and ``sample_stats`` groups
     (warm-up draws are not kept).
@@ -88,8 +91,9 @@ def sample_nuts(
         try:
             import nutpie
 
-            fast = fast_compiler if sampler == "nutpie" else None
-            compiled = _compile_nutpie(model, start, fast)
+            compiled = _compile_nutpie(model, start, sampler, (compilers or {}).get(sampler))
+        except ImportError:
+            raise
         except Exception as err:
             warnings.warn(
                 f"nutpie could not compile the model ({type(err).__name__}: {err}); "
@@ -140,21 +144,42 @@ def _nudged(compiled):
     The step (alternating signs) is far below any posterior scale, and no gradient
     coordinate is exactly 0 there.
     """
-    start = compiled.initial_point_func
+    # the field that holds the start: CompiledPyMCModel's, or from_pyfunc's PyFuncModel's
+    field = "initial_point_func" if hasattr(compiled, "initial_point_func") else (
+        "_make_initial_points"
+    )
+    start = getattr(compiled, field)
 
     def nudged(seed):
         x0 = np.asarray(start(seed), dtype=np.float64)
         signs = np.where(np.arange(x0.size) % 2 == 0, 1.0, -1.0)
         return x0 + START_NUDGE * (1.0 + np.abs(x0)) * signs
 
-    return dataclasses.replace(compiled, initial_point_func=nudged)
+    return dataclasses.replace(compiled, **{field: nudged})
 
 
-def _compile_nutpie(model: pm.Model, start: dict[str, np.ndarray], fast: Callable | None):
+def _compile_nutpie(
+    model: pm.Model, start: dict[str, np.ndarray], sampler: str, compiler: Callable | None
+):
     import nutpie
 
-    if fast is not None:
-        compiled = fast(model, start)
+    if compiler is not None:
+        compiled = compiler(model, start)
         if compiled is not None:
             return compiled
+    if sampler == "nutpie-jax":
+        require_sampler(sampler)
+        return nutpie.compile_pymc_model(
+            model, initial_points=start, jitter_rvs=set(), backend="jax", gradient_backend="jax"
+        )
     return nutpie.compile_pymc_model(model, initial_points=start, jitter_rvs=set(), backend="numba")
+
+
+def require_sampler(sampler: str) -> None:
+    """Raise :class:`ImportError`, with the fix, when ``sampler`` needs a library that is
+    not installed (``"nutpie-jax"``: JAX).  Not a fallback: a user who asked for an
+    accelerator backend should not silently get another."""
+    import importlib.util
+
+    if sampler == "nutpie-jax" and importlib.util.find_spec("jax") is None:
+        raise ImportError("sampler='nutpie-jax' needs JAX: pip install 'bayesgmm[jax]'")

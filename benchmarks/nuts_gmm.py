@@ -17,6 +17,7 @@ draws, and every chain starts at the same EM estimate.  Printed per sampler and 
 
 Samplers (``--peers``): ``bayesgmm`` (default path: nutpie on the fused numba
 log-density), ``bayesgmm-pytensor`` (nutpie on the PyMC graph of the same model),
+``bayesgmm-jax`` (nutpie on the JAX log-density of the same model, ``sampler="nutpie-jax"``),
 ``pymc`` and ``pymc-nutpie`` (the plain formulation ``pm.Mixture`` of ``pm.MvNormal`` with
 per-component ``LKJCholeskyCov``, with PyMC's sampler / nutpie), ``numpyro``, ``stan``
 (pystan).  A peer that is not installed or fails is skipped with the reason printed.
@@ -47,7 +48,7 @@ from bayesgmm.datasets import load_faithful, make_mixture
 from bayesgmm.gmm.model import build_gmm_model, default_gmm_priors, initial_values_from_em
 from bayesgmm.verdict import detect_modes
 
-PEERS = ("bayesgmm", "bayesgmm-pytensor", "pymc", "pymc-nutpie", "numpyro", "stan")
+PEERS = ("bayesgmm", "bayesgmm-pytensor", "bayesgmm-jax", "pymc", "pymc-nutpie", "numpyro", "stan")
 
 
 @dataclass
@@ -116,7 +117,7 @@ def em_start(case: Case) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------
 
 
-def run_bayesgmm(case, start, chains, draws, tune, seed, fast=True) -> Run:
+def run_bayesgmm(case, start, chains, draws, tune, seed, fast=True, jax=False) -> Run:
     import nutpie
 
     from bayesgmm.gmm.fastnuts import compile_fast_gmm
@@ -127,7 +128,11 @@ def run_bayesgmm(case, start, chains, draws, tune, seed, fast=True) -> Run:
         model, start["weights"], start["means"], start["chol"] @ start["chol"].mT, "full"
     )
     init = {rv.name: init[rv.name] for rv in model.free_RVs}
-    if fast:
+    if jax:
+        from bayesgmm.gmm.jax_logp import compile_jax_gmm
+
+        compiled = compile_jax_gmm(model, init)
+    elif fast:
         compiled = compile_fast_gmm(model, init)
     else:
         compiled = nutpie.compile_pymc_model(
@@ -138,6 +143,10 @@ def run_bayesgmm(case, start, chains, draws, tune, seed, fast=True) -> Run:
 
 def run_bayesgmm_pytensor(case, start, chains, draws, tune, seed) -> Run:
     return run_bayesgmm(case, start, chains, draws, tune, seed, fast=False)
+
+
+def run_bayesgmm_jax(case, start, chains, draws, tune, seed) -> Run:
+    return run_bayesgmm(case, start, chains, draws, tune, seed, jax=True)
 
 
 def _nutpie_run(compiled, chains, draws, tune, seed, t0, means, sigmas) -> Run:
@@ -405,6 +414,7 @@ def run_stan(case, start, chains, draws, tune, seed) -> Run:
 RUNNERS: dict[str, Callable[..., Run]] = {
     "bayesgmm": run_bayesgmm,
     "bayesgmm-pytensor": run_bayesgmm_pytensor,
+    "bayesgmm-jax": run_bayesgmm_jax,
     "pymc": run_pymc,
     "pymc-nutpie": run_pymc_nutpie,
     "numpyro": run_numpyro,

@@ -259,7 +259,8 @@ def test_import_bayesgmm_does_not_import_pymc():
     """Nor dask: the optional extra is imported only for dask input (bayesgmm.em.dask)."""
     code = (
         "import sys, bayesgmm; dir(bayesgmm); bayesgmm.GaussianMixture; "
-        "print(sorted(m for m in ('pymc', 'pytensor', 'nutpie', 'arviz', 'dask', 'distributed') "
+        "print(sorted(m for m in ('pymc', 'pytensor', 'nutpie', 'arviz', 'dask', 'distributed', "
+        "'jax') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -49,7 +49,7 @@ from bayesgmm.gmm.model import (
     initial_values_from_em,
     resolve_gmm_priors,
 )
-from bayesgmm.inference import SAMPLERS, find_map, sample_nuts
+from bayesgmm.inference import SAMPLERS, find_map, require_sampler, sample_nuts
 from bayesgmm.io import SaveLoadMixin, from_netcdf_data, to_netcdf_data
 from bayesgmm.verdict import SAMPLE_DIMS
 
@@ -74,6 +74,18 @@ def _compile_fast(model: pm.Model, start):
     from bayesgmm.gmm import fastnuts
 
     return fastnuts.compile_fast_gmm(model, start)
+
+
+def _compile_jax(model: pm.Model, start):
+    """nutpie on the JAX log-density of :mod:`bayesgmm.gmm.jax_logp` for an unmodified
+    :func:`build_gmm_model` model, else None (imported on first use: it imports JAX)."""
+    from bayesgmm.gmm import jax_logp
+
+    return jax_logp.compile_jax_gmm(model, start)
+
+
+#: the GMM's own log-densities, by sampler (see :func:`bayesgmm.inference.sample_nuts`)
+_COMPILERS = {"nutpie": _compile_fast, "nutpie-jax": _compile_jax}
 
 
 #: EM's covariance regularisation inside BayesGMM, relative to the smallest feature variance.
@@ -147,10 +159,13 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         Prior overrides for :func:`bayesgmm.gmm.model.build_gmm_model` (data-scaled defaults).
     order_feature : int or None, default=0
         Feature whose component means are ordered (identifiability); None switches it off.
-    sampler : {'nutpie', 'nutpie-pytensor', 'pymc'}, default='nutpie'
+    sampler : {'nutpie', 'nutpie-pytensor', 'nutpie-jax', 'pymc'}, default='nutpie'
         'nutpie' samples with the hand-written numba log-density of the model
-        (:mod:`bayesgmm.gmm.fast_logp`, no per-model compilation);
-        'nutpie-pytensor' switches that off and compiles the PyMC graph instead.
+        (:mod:`bayesgmm.gmm.fast_logp`, no per-model compilation), the fastest on a CPU;
+        'nutpie-pytensor' switches that off and compiles the PyMC graph instead;
+        'nutpie-jax' evaluates the same density with JAX (:mod:`bayesgmm.gmm.jax_logp`,
+        float64, on JAX's default device: the choice for N >= 1e6 on a GPU; needs the
+        ``jax`` extra); 'pymc' is PyMC's own NUTS.
     chains, draws, tune : int, default 4, 1000, 1000
         Each >= 1 (``tune`` may be 0 only with ``sampler='pymc'``: nutpie needs a warm-up).
     em_n_init : int, default=5
@@ -231,6 +246,7 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         for name in ("n_components", "chains", "draws", "em_n_init", "max_predict_draws"):
             check_positive_int(getattr(self, name), name)
         check_choice(self.sampler, "sampler", SAMPLERS)
+        require_sampler(self.sampler)
         if self.sampler != "pymc" and not (
             isinstance(self.tune, numbers.Integral) and not isinstance(self.tune, bool)
             and self.tune >= 1
@@ -291,7 +307,7 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
             tune=self.tune,
             seed=nuts_seed,
             progressbar=self.progressbar,
-            fast_compiler=_compile_fast,
+            compilers=_COMPILERS,
         )
         self.crosscheck_ = crosscheck(
             raw, self.em_, self.map_, covariance_type=self.covariance_type

@@ -34,7 +34,7 @@ from scipy.special import gammaln
 from bayesgmm.em.gaussian import LOG_2PI, sd_shape
 from bayesgmm.gmm.model import OBS_VAR, model_covariance_type
 
-__all__ = ["FastGMM", "fast_gmm"]
+__all__ = ["FastGMM", "KernelLayout", "fast_gmm", "kernel_layout"]
 
 #: observations per block of the likelihood pass (its scratch, (K, D + 1, B), stays in cache)
 _BLOCK = 256
@@ -652,6 +652,62 @@ class FastGMM:
             else:
                 parts.append(value.ravel())
         return np.concatenate(parts)
+
+
+@dataclass(frozen=True)
+class KernelLayout:
+    """What the kernels read off a :class:`FastGMM` buffer, unpacked, for other backends of
+    the same density (:mod:`bayesgmm.gmm.jax_logp`).
+
+    Offsets are positions in the unconstrained vector, -1 for a block the model lacks
+    (``means_ordered``/``means_free`` without an ordered feature, ``means`` with one,
+    ``chol_corr`` for diagonal covariances).  ``const`` is the priors' normalising
+    constant; ``data`` is the data centred on ``centre``, (N, D); ``corr_index`` is
+    :func:`_corr_index`'s (D, D) map of the Cholesky-correlation entries (-1 off the strict
+    lower triangle).
+    """
+
+    n: int
+    k: int
+    d: int
+    covariance_type: str
+    order_feature: int
+    offsets: dict[str, int]
+    alpha: np.ndarray
+    mu0: np.ndarray
+    s0: np.ndarray
+    scale: np.ndarray
+    eta: float
+    const: float
+    centre: np.ndarray
+    corr_index: np.ndarray
+    data: np.ndarray
+
+
+def kernel_layout(fast: FastGMM) -> KernelLayout:
+    """The :class:`KernelLayout` of ``fast`` (copies of the buffer's parts)."""
+    buf = fast.buf
+    alpha, mu0, s0, scale, eta, const, centre, corr_idx, xt = _unpack(buf)
+    code = int(buf[_H_COV])
+    names = ["weights", "means_ordered", "means_free", "means", "sigmas", "chol_corr"]
+    heads = [_H_OW, _H_OMO, _H_OMF, _H_OM, _H_OS, _H_OC]
+    return KernelLayout(
+        n=int(buf[_H_N]),
+        k=int(buf[_H_K]),
+        d=int(buf[_H_D]),
+        covariance_type=next(c for c, v in _COV_CODES.items() if v == code),
+        order_feature=int(buf[_H_J]),
+        offsets={name: int(buf[h]) for name, h in zip(names, heads, strict=True)},
+        alpha=alpha.copy(),
+        mu0=mu0.copy(),
+        s0=s0.copy(),
+        scale=scale.copy(),
+        eta=float(eta),
+        const=float(const),
+        centre=centre.copy(),
+        corr_index=corr_idx.astype(np.int64),
+        data=np.ascontiguousarray(xt.T),
+    )
 
 
 def fast_gmm(model: pm.Model) -> FastGMM | None:

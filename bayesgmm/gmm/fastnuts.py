@@ -31,9 +31,16 @@ try:  # nutpie internals: see the module docstring
 except ImportError:  # pragma: no cover - depends on the installed nutpie
     CompiledPyMCModel = _prepare_dims_and_coords = None
 
-from bayesgmm.gmm.fast_logp import expand, fast_gmm, logp_grad, logp_grad_threads, thread_chunks
+from bayesgmm.gmm.fast_logp import (
+    FastGMM,
+    expand,
+    fast_gmm,
+    logp_grad,
+    logp_grad_threads,
+    thread_chunks,
+)
 
-__all__ = ["NUTPIE_CHECKED", "compile_fast_gmm", "nutpie_internals_checked"]
+__all__ = ["NUTPIE_CHECKED", "compile_fast_gmm", "nutpie_internals_checked", "nutpie_layout"]
 
 #: nutpie release series (major.minor) whose internals this module was checked against.
 NUTPIE_CHECKED = ("0.16",)
@@ -131,6 +138,20 @@ def _expand_cfunc(dim, n_expanded, x_, out_, user_data):
     return 0
 
 
+def nutpie_layout(model: pm.Model, fast: FastGMM) -> tuple[tuple, dict, dict]:
+    """The draws' layout for nutpie: ``((names, slices, shapes), dims, coords)`` of the
+    unconstrained values followed by ``fast.expanded``, in the order :func:`expand` writes
+    them, with the model's dims and coords (so the posterior has the PyMC path's names)."""
+    names = [*fast.value_names, *(name for name, _ in fast.expanded)]
+    shapes = [*fast.value_shapes, *(shape for _, shape in fast.expanded)]
+    sizes = [int(np.prod(s)) for s in shapes]
+    ends = np.cumsum(sizes)
+    slices = [slice(int(e - s), int(e)) for s, e in zip(sizes, ends, strict=True)]
+    shape_info = (names, slices, shapes)
+    dims, coords = _prepare_dims_and_coords(model, shape_info, fast.value_names)
+    return shape_info, dims, coords
+
+
 def compile_fast_gmm(
     model: pm.Model, initial_point: Mapping[str, np.ndarray], threads: bool = False
 ) -> CompiledPyMCModel | None:
@@ -168,13 +189,8 @@ def compile_fast_gmm(
     x0 = fast.to_unconstrained(initial_point)
     if x0.shape != (fast.n_dim,) or not np.all(np.isfinite(x0)):
         raise ValueError("initial_point is outside the support of the model")
-    names = [*fast.value_names, *(name for name, _ in fast.expanded)]
-    shapes = [*fast.value_shapes, *(shape for _, shape in fast.expanded)]
-    sizes = [int(np.prod(s)) for s in shapes]
-    ends = np.cumsum(sizes)
-    slices = [slice(int(e - s), int(e)) for s, e in zip(sizes, ends, strict=True)]
-    shape_info = (names, slices, shapes)
-    dims, coords = _prepare_dims_and_coords(model, shape_info, fast.value_names)
+    shape_info, dims, coords = nutpie_layout(model, fast)
+    names, slices, shapes = shape_info
     return CompiledPyMCModel(
         compiled_logp_func=_logp_callback(fast, x0, threads),
         compiled_expand_func=_expand_cfunc,
@@ -182,7 +198,7 @@ def compile_fast_gmm(
         shared_data={},
         shared_var_keys={},
         user_data=fast.buf,
-        n_expanded=int(ends[-1]),
+        n_expanded=slices[-1].stop,
         shape_info=shape_info,
         logp_func=None,
         expand_func=None,
