@@ -11,8 +11,9 @@ Four groups of loaders live here:
   empty, header-only or not text;
 * ``make_mixture``, which draws a Gaussian mixture with a known, exactly controlled
   c-separation (Dasgupta 1999) and samples from it;
-* ``load_movielens``, which reads the GroupLens MovieLens 100K ratings from a local copy
-  or downloads them once into a cache directory.
+* ``load_movielens`` (every GroupLens MovieLens release, downloaded once into a cache
+  directory or read from a local copy) and ``load_ratings`` (any (user, item, rating)
+  file), re-exported from :mod:`bayesgmm.movielens`, where they live.
 """
 
 from __future__ import annotations
@@ -20,21 +21,17 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import shutil
-import tempfile
-import urllib.request
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bayesgmm._validation import check_positive_int
 from bayesgmm.em.gaussian import check_covariance_type, full_covariances
+from bayesgmm.movielens import MOVIELENS_100K_URL, load_movielens, load_ratings
 
 __all__ = [
     "BUNDLED_DATASETS",
@@ -47,6 +44,7 @@ __all__ = [
     "load_galaxies",
     "load_geyser",
     "load_movielens",
+    "load_ratings",
     "load_table",
     "make_mixture",
 ]
@@ -541,226 +539,3 @@ def make_mixture(
         covariances=covariances,
         covariance_type=covariance_type,
     )
-
-
-# ---------------------------------------------------------------------------
-# MovieLens 100K
-# ---------------------------------------------------------------------------
-
-MOVIELENS_100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
-_MOVIELENS_DIR = "ml-100k"
-_MOVIELENS_ZIP = "ml-100k.zip"
-_RATINGS_FILE = "u.data"
-_ENV_DATA_HOME = "BAYESGMM_DATA"
-_DEFAULT_DATA_HOME = Path("~") / ".cache" / "bayesgmm"
-_DOWNLOAD_TIMEOUT_S = 60.0
-# Figures published by GroupLens for ml-100k (README of the archive).
-_MOVIELENS_100K_EXPECTED = {"ratings": 100_000, "users": 943, "items": 1682}
-
-
-def _resolve_data_home(data_home: str | os.PathLike[str] | None) -> Path:
-    """`data_home`, else ``$BAYESGMM_DATA``, else ``~/.cache/bayesgmm``."""
-    if data_home is None:
-        data_home = os.environ.get(_ENV_DATA_HOME) or _DEFAULT_DATA_HOME
-    return Path(data_home).expanduser()
-
-
-def _ratings_candidates(root: Path) -> list[Path]:
-    """Where a ``u.data`` may sit relative to `root`, in order of preference."""
-    if root.is_file():
-        return [root]
-    return [root / _MOVIELENS_DIR / _RATINGS_FILE, root / _RATINGS_FILE]
-
-
-def _write_atomically(source: BinaryIO, destination: Path) -> None:
-    """Copy the stream `source` to `destination` via a temporary file and ``os.replace``.
-
-    A reader never sees a partial `destination`: on any failure the temporary file is
-    removed and `destination` is left as it was.
-    """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(
-        dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            shutil.copyfileobj(source, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _download(url: str, destination: Path) -> None:
-    """Download `url` to `destination` atomically."""
-    with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
-        _write_atomically(response, destination)
-
-
-def _extract_movielens(archive: Path, root: Path) -> Path:
-    """Extract the ``ml-100k/`` members of `archive` under `root`; return ``u.data``.
-
-    Each file is written atomically, and ``u.data`` last, so its presence means the
-    extraction completed.
-    """
-    ratings_member = f"{_MOVIELENS_DIR}/{_RATINGS_FILE}"
-    with zipfile.ZipFile(archive) as zf:
-        members = [info for info in zf.infolist() if not info.is_dir()]
-        if ratings_member not in {info.filename for info in members}:
-            raise ValueError(f"{archive} does not contain {ratings_member}")
-        members.sort(key=lambda info: info.filename == ratings_member)
-        for info in members:
-            parts = PurePosixPath(info.filename).parts
-            if parts[0] != _MOVIELENS_DIR or ".." in parts:
-                continue  # not part of the dataset, or an unsafe path
-            with zf.open(info) as source:
-                _write_atomically(source, root.joinpath(*parts))
-    return root / ratings_member
-
-
-def _fetch_movielens_100k(root: Path) -> Path:
-    """Make ``root/ml-100k/u.data`` exist, downloading the GroupLens zip if needed."""
-    archive = root / _MOVIELENS_ZIP
-    downloaded = False
-    if not archive.is_file():
-        try:
-            _download(MOVIELENS_100K_URL, archive)
-        except OSError as exc:  # includes urllib.error.URLError
-            raise OSError(
-                f"could not download MovieLens 100K from {MOVIELENS_100K_URL} into "
-                f"{root}: {exc}. Download and unzip it by hand, then pass "
-                f"data_home=<folder containing ml-100k/u.data> or set ${_ENV_DATA_HOME}."
-            ) from exc
-        downloaded = True
-    try:
-        return _extract_movielens(archive, root)
-    except (zipfile.BadZipFile, ValueError) as exc:
-        if downloaded:
-            archive.unlink(missing_ok=True)
-            raise ValueError(
-                f"the file downloaded from {MOVIELENS_100K_URL} is not the MovieLens "
-                f"100K archive ({exc}); it has been removed, try again"
-            ) from exc
-        raise ValueError(
-            f"{archive} is not a valid MovieLens 100K archive ({exc}); delete it and "
-            "call load_movielens again to download a fresh copy"
-        ) from exc
-
-
-def _read_u_data(path: Path) -> pd.DataFrame:
-    """Read a tab-separated ``u.data`` (user, item, rating, timestamp; no header)."""
-    try:
-        return pd.read_csv(
-            path,
-            sep="\t",
-            header=None,
-            names=["user", "item", "rating", "timestamp"],
-            dtype={"user": "int64", "item": "int64", "rating": "float64", "timestamp": "int64"},
-        )
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise ValueError(
-            f"could not parse {path} as MovieLens u.data (four tab-separated integer "
-            f"columns: user, item, rating, timestamp): {exc}"
-        ) from exc
-
-
-def _validate_movielens_100k(ratings: pd.DataFrame, path: Path) -> None:
-    """Raise ValueError listing every way `ratings` differs from the published ml-100k."""
-    expected = _MOVIELENS_100K_EXPECTED
-    found = {
-        "ratings": len(ratings),
-        "users": ratings["user"].nunique(),
-        "items": ratings["item"].nunique(),
-    }
-    problems = [
-        f"expected {expected[key]:,} {key}, found {found[key]:,}"
-        for key in expected
-        if found[key] != expected[key]
-    ]
-    rating = ratings["rating"].to_numpy()
-    invalid = ~np.isin(rating, np.arange(1.0, 6.0))
-    if invalid.any():
-        examples = ", ".join(f"{value:g}" for value in np.unique(rating[invalid])[:5])
-        problems.append(
-            f"ratings must be integers in 1..5, found {int(invalid.sum()):,} other "
-            f"value(s): {examples}"
-        )
-    duplicates = int(ratings.duplicated(["user", "item"]).sum())
-    if duplicates:
-        problems.append(f"expected no duplicate (user, item) pairs, found {duplicates:,}")
-    if problems:
-        raise ValueError(f"{path} is not the MovieLens 100K ratings file: " + "; ".join(problems))
-
-
-def load_movielens(
-    variant: str = "100k",
-    *,
-    data_home: str | os.PathLike[str] | None = None,
-    download: bool = True,
-) -> pd.DataFrame:
-    """Load the GroupLens MovieLens 100K ratings, downloading them once if needed.
-
-    Parameters
-    ----------
-    variant : {"100k"}, default "100k"
-        Which MovieLens release; only "100k" (ml-100k: 100,000 ratings by 943 users of
-        1682 movies, 1997-1998) is supported.
-    data_home : str or os.PathLike or None, default None
-        Where the data are, or should be cached. Any of: a folder containing
-        ``ml-100k/u.data`` (the layout of the unzipped GroupLens archive, and of the
-        cache), a folder directly containing ``u.data``, or the ``u.data`` file itself.
-        When None, the ``BAYESGMM_DATA`` environment variable is used if set, else
-        ``~/.cache/bayesgmm``.
-    download : bool, default True
-        If the ratings are not found there, download
-        https://files.grouplens.org/datasets/movielens/ml-100k.zip into that folder (as
-        ``ml-100k.zip``, atomically) and extract it to ``ml-100k/``. An ``ml-100k.zip``
-        already in the folder is extracted without downloading. Later calls read the
-        extracted copy.
-
-    Returns
-    -------
-    pandas.DataFrame of shape (100000, 4)
-        Columns ``user`` (int64, 1..943), ``item`` (int64, 1..1682), ``rating``
-        (float64, whole stars 1..5) and ``timestamp`` (int64, seconds since the Unix
-        epoch, UTC), in the order of ``u.data``.
-
-    Raises
-    ------
-    ValueError
-        If `variant` is not "100k", or the file read is not the published ml-100k
-        ratings: not exactly 100,000 ratings, 943 users and 1682 items, a rating outside
-        the integers 1..5, or a repeated (user, item) pair. The message says what was
-        found.
-    FileNotFoundError
-        If the ratings are not found and `download` is False; the message lists the
-        paths tried.
-    OSError
-        If the download fails.
-
-    Notes
-    -----
-    Source: F. M. Harper and J. A. Konstan (2015), "The MovieLens datasets: history and
-    context", *ACM TiiS* 5(4), 19. GroupLens' licence asks that the data not be
-    redistributed and that publications cite that paper.
-    """
-    if variant != "100k":
-        raise ValueError(f"unsupported MovieLens variant {variant!r}; supported: '100k'")
-    root = _resolve_data_home(data_home)
-    candidates = _ratings_candidates(root)
-    path = next((candidate for candidate in candidates if candidate.is_file()), None)
-    if path is None:
-        if not download or root.name == _RATINGS_FILE:
-            tried = ", ".join(str(candidate) for candidate in candidates)
-            raise FileNotFoundError(
-                f"MovieLens 100K ratings not found; looked for {tried}. Point "
-                "data_home (or the BAYESGMM_DATA environment variable) at a folder "
-                "containing ml-100k/u.data or u.data, or at the u.data file itself, "
-                f"or call with download=True to fetch {MOVIELENS_100K_URL}."
-            )
-        path = _fetch_movielens_100k(root)
-    ratings = _read_u_data(path)
-    _validate_movielens_100k(ratings, path)
-    return ratings

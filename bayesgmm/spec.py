@@ -11,9 +11,10 @@ brackets)::
     [data]
     source = "faithful"               # required: a bundled dataset (faithful, galaxies,
                                       # geyser), a CSV path (relative to the spec file), or
-                                      # "movielens-100k" (family mpma)
+                                      # "movielens-100k" (or -1m, -10m, -20m, -25m, -32m,
+                                      # -latest-small; family mpma)
     columns = ["eruptions", "waiting"]  # [all numeric columns]
-    path = "../shared/data/ml-100k"   # local copy for movielens-100k [download + cache]
+    path = "../shared/data/ml-100k"   # local copy for movielens-* [download + cache]
 
     [model]
     family = "gmm"                    # a registered family: "gmm" | "mpma" ["gmm"]
@@ -283,7 +284,7 @@ def parse_spec(raw: dict, origin: Path | None = None) -> Spec:
     if "source" not in data:
         raise SpecError(
             "missing required key 'data.source': a bundled dataset (faithful, galaxies, "
-            "geyser), a CSV path, or movielens-100k"
+            "geyser), a CSV path, or movielens-100k (or another movielens-<release>)"
         )
     source = _str(data["source"], "data.source")
     columns = data.get("columns")

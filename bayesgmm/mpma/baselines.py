@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from bayesgmm.mpma.data import validate_ratings
+from bayesgmm.mpma.data import resolve_rating_scale, validate_ratings
 from bayesgmm.mpma.estimator import MPMA, GibbsMPMA, mae, rmse
 
 __all__ = ["GlobalMean", "bias_baseline", "bpmf", "pmf"]
@@ -25,22 +25,26 @@ class GlobalMean(BaseEstimator):
 
     Parameters
     ----------
-    rating_scale : (float, float), default=(1.0, 5.0)
+    rating_scale : (float, float) or None, default=None
+        None reads it from the data given to ``fit``, as :class:`MPMA` does.
 
     Attributes
     ----------
     mean_ : float
     fit_time_ : float
+    rating_scale_ : ndarray of shape (2,)
     """
 
-    def __init__(self, rating_scale: tuple[float, float] = (1.0, 5.0)):
+    def __init__(self, rating_scale: tuple[float, float] | None = None):
         self.rating_scale = rating_scale
 
     def fit(self, data, items=None, ratings=None) -> GlobalMean:
         """Store the mean rating; same inputs as :meth:`MPMA.fit`."""
-        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale)
+        scale = resolve_rating_scale(self.rating_scale, data, items, ratings)
+        frame = validate_ratings(data, items, ratings, rating_scale=scale)
         self.mean_ = float(frame["rating"].mean())
         self.fit_time_ = 0.0
+        self.rating_scale_ = np.array(scale)
         return self
 
     def predict(self, user, item) -> np.ndarray:
@@ -49,7 +53,8 @@ class GlobalMean(BaseEstimator):
         return np.full(np.atleast_1d(np.asarray(user)).shape[0], self.mean_)
 
     def _truth_and_prediction(self, data, items, ratings):
-        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale)
+        check_is_fitted(self)
+        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale_)
         return frame["rating"].to_numpy(), self.predict(frame["user"], frame["item"])
 
     def rmse(self, data, items=None, ratings=None) -> float:

@@ -250,6 +250,7 @@ def crosscheck_subsample(
         tol=1e-9,
         refine_factors=True,
         random_state=seed,
+        progressbar=progressbar,
     ).fit(ratings)
     values = np.asarray(ratings["rating"], dtype=np.float64)
     n_users, n_items = len(est.user_ids_), len(est.item_ids_)
@@ -264,6 +265,7 @@ def crosscheck_subsample(
     marginal = saem_weights_sigmas(
         est._state(), values, est._indices(est.train_users_, est.train_items_), est.priors_,
         use_bias=est.use_bias, n_burn=saem_burn, n_average=saem_average, seed=seed,
+        progressbar=progressbar,
     )  # fmt: skip
     nuts_start = _off_exact_zero(
         initial_values_from_em(model, marginal.state, est.priors_.sigma_min)

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["REQUIRED_COLUMNS", "RatingsData", "check_rating_scale", "encode", "validate_ratings"]
+from bayesgmm.movielens import rating_scale_of
+
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "RatingsData",
+    "check_rating_scale",
+    "encode",
+    "resolve_rating_scale",
+    "validate_ratings",
+]
 
 REQUIRED_COLUMNS = ("user", "item", "rating")
 
@@ -56,6 +65,44 @@ def check_rating_scale(rating_scale: tuple[float, float]) -> tuple[float, float]
     if not (np.isfinite(low) and np.isfinite(high) and low < high):
         raise ValueError(f"rating_scale must satisfy low < high (finite), got {rating_scale!r}")
     return low, high
+
+
+def resolve_rating_scale(
+    rating_scale: tuple[float, float] | None, data, items=None, ratings=None
+) -> tuple[float, float]:
+    """The rating scale an estimator uses: ``rating_scale`` if given, else read from the data.
+
+    Read from the data means ``data.attrs["rating_scale"]`` when a loader recorded it
+    (:func:`bayesgmm.movielens.load_movielens`, :func:`~bayesgmm.movielens.load_ratings`:
+    the published scale, half stars included), else the smallest and largest rating given.
+    The latter is only as wide as the ratings seen: pass ``rating_scale`` when the training
+    data may lack the extreme values.
+
+    Parameters
+    ----------
+    rating_scale : (low, high) or None
+    data, items, ratings
+        As :func:`validate_ratings` takes them.
+
+    Returns
+    -------
+    (low, high) as floats, finite, low < high.
+    """
+    if rating_scale is not None:
+        return check_rating_scale(rating_scale)
+    if isinstance(data, pd.DataFrame) and items is None and ratings is None:
+        if "rating" not in data.columns and not data.attrs.get("rating_scale"):
+            _as_frame(data, items, ratings)  # raises, naming the missing columns
+        values = data
+    else:
+        values = _as_frame(data, items, ratings)["rating"]
+    try:
+        return check_rating_scale(rating_scale_of(values))
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"cannot read the rating scale from the ratings ({err}); pass "
+            "rating_scale=(low, high)"
+        ) from None
 
 
 def _as_frame(data, items, ratings) -> pd.DataFrame:

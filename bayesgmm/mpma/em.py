@@ -44,6 +44,7 @@ step increases the log posterior, which is recorded per iteration (the convergen
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -410,6 +411,7 @@ def run_map_em(
     max_iter: int,
     tol: float,
     update_factors: bool = True,
+    callback: Callable[[float], None] | None = None,
 ) -> EMResult:
     """Run MAP-EM from ``state`` (copied) until the log posterior per rating changes < tol.
 
@@ -429,6 +431,8 @@ def run_map_em(
         Convergence threshold on the change of the log posterior divided by N.
     update_factors : bool, default True
         False keeps the factors fixed and maximises over ``pi`` and ``sigma`` only.
+    callback : callable or None, default None
+        Called with the log posterior after every iteration (progress reporting).
     """
     state = state.copy()
     n = ratings.shape[0]
@@ -443,6 +447,8 @@ def run_map_em(
             for f, ix in zip(state.factors, index, strict=True)
         ]
         trace.append(log_lik + log_prior(state, index, priors, use_bias, terms))
+        if callback is not None:
+            callback(trace[-1])
         if len(trace) > 1 and abs(trace[-1] - trace[-2]) < tol * n:
             converged = True
             break
@@ -521,6 +527,9 @@ class MPMAFit:
         Log posterior of the joint MAP-EM per iteration (empty for a global-only model,
         whose fit is the warm-up).
     converged : bool
+    local_traces : dict of str to list of float
+        Log posterior of each local component's separate fit per iteration (on its own
+        sub-matrices), by component name; empty for a global-only model.
     """
 
     state: MPMAState
@@ -529,6 +538,7 @@ class MPMAFit:
     warmup_trace: list[float]
     trace: list[float]
     converged: bool
+    local_traces: dict[str, list[float]] = field(default_factory=dict)
 
 
 def fit_map_em(
@@ -549,6 +559,7 @@ def fit_map_em(
     tol: float,
     refine_factors: bool,
     seed: int | None,
+    callback: Callable[[str, float], None] | None = None,
 ) -> MPMAFit:
     """Fit MPMA by MAP-EM with a staged schedule.
 
@@ -581,6 +592,9 @@ def fit_map_em(
     refine_factors : bool
     seed : int or None
         Seed of the initial factors and of k-means.
+    callback : callable or None, default None
+        Called as ``callback(stage, log_posterior)`` after every iteration of every stage
+        (``stage`` is "warm-up", a local component's name, or "mixture").
     """
     rng = np.random.default_rng(seed)
     init_sd = 0.1
@@ -596,10 +610,14 @@ def fit_map_em(
     sigma0 = max(float(ratings.std()), priors.sigma_min)
     start = MPMAState(("global",), np.ones(1), np.array([sigma0]), [glob])
     options = {"use_bias": use_bias, "tol": tol}
+
+    def reporter(stage: str) -> Callable[[float], None] | None:
+        return None if callback is None else (lambda value: callback(stage, value))
+
     only_global = components == ("global",)
     warm = run_map_em(
         start, ratings, [global_index], priors, max_iter=max_iter if only_global else n_warmup,
-        **options,
+        callback=reporter("warm-up"), **options,
     )  # fmt: skip
     if only_global:
         return MPMAFit(warm.state, *single, warm.trace, [], warm.converged)
@@ -608,7 +626,7 @@ def fit_map_em(
     seed_groups = None if seed is None else int(rng.integers(2**31))
     user_groups = cluster_entities(glob.row_factors, n_user_groups, seed_groups)
     item_groups = cluster_entities(glob.col_factors, n_item_groups, seed_groups)
-    index, factors, sigmas = [], [], []
+    index, factors, sigmas, local_traces = [], [], [], {}
     for name in components:
         ix = component_index(name, users, items, n_users, n_items, user_groups, item_groups)
         alone = MPMAState(
@@ -618,7 +636,11 @@ def fit_map_em(
             [local_factors_from_global(name, glob, n_user_groups, n_item_groups)],
         )
         if name != "global":
-            alone = run_map_em(alone, ratings, [ix], priors, max_iter=n_warmup, **options).state
+            separate = run_map_em(
+                alone, ratings, [ix], priors, max_iter=n_warmup, callback=reporter(name),
+                **options,
+            )  # fmt: skip
+            alone, local_traces[name] = separate.state, separate.trace
         index.append(ix)
         factors.append(alone.factors[0])
         sigmas.append(alone.sigmas[0])
@@ -628,6 +650,9 @@ def fit_map_em(
     )
     joint = run_map_em(
         state, ratings, index, priors, max_iter=max_iter, update_factors=refine_factors,
-        **options,
+        callback=reporter("mixture"), **options,
     )  # fmt: skip
-    return MPMAFit(joint.state, user_groups, item_groups, warm.trace, joint.trace, joint.converged)
+    return MPMAFit(
+        joint.state, user_groups, item_groups, warm.trace, joint.trace, joint.converged,
+        local_traces,
+    )  # fmt: skip

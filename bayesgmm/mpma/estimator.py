@@ -27,7 +27,12 @@ from bayesgmm.io import (
     restore_fitted,
 )
 from bayesgmm.mpma.als import Factors
-from bayesgmm.mpma.data import check_rating_scale, encode, validate_ratings
+from bayesgmm.mpma.data import (
+    check_rating_scale,
+    encode,
+    resolve_rating_scale,
+    validate_ratings,
+)
 from bayesgmm.mpma.em import (
     COMPONENTS,
     ComponentIndex,
@@ -39,6 +44,7 @@ from bayesgmm.mpma.em import (
     fit_map_em,
 )
 from bayesgmm.mpma.gibbs import ComponentPosterior, GibbsPriors, fit_gibbs
+from bayesgmm.progress import progress_bar
 
 __all__ = ["MPMA", "GibbsMPMA", "UnseenIdWarning", "mae", "resolve_priors", "rmse"]
 
@@ -99,8 +105,12 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         components are pure factorisations ``U_i . V_j`` plus an offset).
     priors : dict, MPMAPriors or None, default=None
         Prior hyperparameters; None uses :class:`~bayesgmm.mpma.em.MPMAPriors` defaults.
-    rating_scale : (float, float), default=(1.0, 5.0)
-        Allowed ratings; predictions are clipped to it.
+    rating_scale : (float, float) or None, default=None
+        Allowed ratings; predictions are clipped to it. None reads it from the data given
+        to ``fit``: ``attrs["rating_scale"]`` when a loader recorded it
+        (:func:`~bayesgmm.movielens.load_movielens` records the release's published scale,
+        e.g. ``(0.5, 5.0)`` for half stars), else the smallest and largest training
+        rating. The scale used is ``rating_scale_``.
     n_warmup : int, default=15
         Iterations of the global warm-up and of each local component's separate fit.
     max_iter : int, default=50
@@ -116,6 +126,9 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         the mixture mean a worse predictor of held-out ratings (see the benchmark).
     random_state : int or None, default=None
         A seed in [0, 2**32 - 1].
+    progressbar : bool, default=True
+        Show a progress bar on standard error (stages: global warm-up, each local
+        component's separate fit, the mixture EM; the status shows the log posterior).
 
     Attributes
     ----------
@@ -134,6 +147,12 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         Log posterior per joint MAP-EM iteration (the warm-up trace for PMF).
     warmup_trace_ : ndarray
         Log posterior per iteration of the global warm-up.
+    local_traces_ : dict of str to ndarray
+        Log posterior per iteration of each local component's separate fit on its
+        sub-matrices ("user", "item"); empty for PMF. With ``trace_`` and
+        ``warmup_trace_``, every EM stage's convergence trace.
+    rating_scale_ : ndarray of shape (2,)
+        The rating scale used (see ``rating_scale``).
     converged_ : bool
     n_iter_ : int
     fit_time_ : float
@@ -172,12 +191,13 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         components: tuple[str, ...] = COMPONENTS,
         use_bias: bool = True,
         priors: MPMAPriors | Mapping | None = None,
-        rating_scale: tuple[float, float] = (1.0, 5.0),
+        rating_scale: tuple[float, float] | None = None,
         n_warmup: int = 15,
         max_iter: int = 50,
         tol: float = 1e-5,
         refine_factors: bool = False,
         random_state: int | None = None,
+        progressbar: bool = True,
     ):
         self.n_factors = n_factors
         self.n_user_groups = n_user_groups
@@ -191,6 +211,7 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         self.tol = tol
         self.refine_factors = refine_factors
         self.random_state = random_state
+        self.progressbar = progressbar
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> tuple[str, ...]:
@@ -225,7 +246,8 @@ class MPMA(SaveLoadMixin, BaseEstimator):
             )
         check_positive_int(self.n_user_groups, "n_user_groups")
         check_positive_int(self.n_item_groups, "n_item_groups")
-        check_rating_scale(self.rating_scale)
+        if self.rating_scale is not None:
+            check_rating_scale(self.rating_scale)
         check_seed(self.random_state)
         return components
 
@@ -275,24 +297,40 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         self.factors_ = fit.state.factors
         self.trace_ = np.asarray(fit.trace if fit.trace else fit.warmup_trace)
         self.warmup_trace_ = np.asarray(fit.warmup_trace)
+        self.local_traces_ = {name: np.asarray(t) for name, t in fit.local_traces.items()}
         self.converged_ = fit.converged
         self.n_iter_ = len(self.trace_) - 1
         return self
 
+    def _progress_total(self, components: tuple[str, ...]) -> int:
+        """Steps of the progress bar: EM iterations of every stage (an upper bound)."""
+        if components == ("global",):
+            return int(self.max_iter)
+        return int(self.n_warmup) * len(components) + int(self.max_iter)
+
     def _run_fit(self, fitter, priors, components, data, items, ratings, **options):
         """Validate and encode the ratings, run ``fitter`` (``fit_map_em`` or ``fit_gibbs``)
         with the structure shared by both, and set the fitted attributes they share."""
-        encoded = encode(validate_ratings(data, items, ratings, rating_scale=self.rating_scale))
+        scale = resolve_rating_scale(self.rating_scale, data, items, ratings)
+        encoded = encode(validate_ratings(data, items, ratings, rating_scale=scale))
         self._check_against_data(len(encoded.user_ids), len(encoded.item_ids))
         start = time.perf_counter()
-        fit = fitter(
-            encoded.users, encoded.items, encoded.ratings,
-            len(encoded.user_ids), len(encoded.item_ids),
-            components=components, n_factors=int(self.n_factors),
-            n_user_groups=int(self.n_user_groups), n_item_groups=int(self.n_item_groups),
-            priors=priors, use_bias=bool(self.use_bias), seed=self.random_state, **options,
-        )  # fmt: skip
+        label = "log lik" if fitter is fit_gibbs else "log post"
+        with progress_bar(
+            self._progress_total(components), type(self).__name__, enabled=bool(self.progressbar)
+        ) as bar:
+            fit = fitter(
+                encoded.users, encoded.items, encoded.ratings,
+                len(encoded.user_ids), len(encoded.item_ids),
+                components=components, n_factors=int(self.n_factors),
+                n_user_groups=int(self.n_user_groups), n_item_groups=int(self.n_item_groups),
+                priors=priors, use_bias=bool(self.use_bias), seed=self.random_state,
+                callback=lambda stage, value: bar.advance(1, f"{stage}: {label} {value:.6g}"),
+                **options,
+            )  # fmt: skip
+            bar.finish()
         self.fit_time_ = time.perf_counter() - start
+        self.rating_scale_ = np.array(scale, dtype=np.float64)
         self.components_ = components
         self.user_ids_, self.item_ids_ = encoded.user_ids, encoded.item_ids
         self.user_groups_, self.item_groups_ = fit.user_groups, fit.item_groups
@@ -369,7 +407,7 @@ class MPMA(SaveLoadMixin, BaseEstimator):
         fallback += np.where(u[~known] >= 0, glob.row_bias[u[~known]], 0.0)
         fallback += np.where(i[~known] >= 0, glob.col_bias[i[~known]], 0.0)
         out[~known] = fallback
-        return np.clip(out, *check_rating_scale(self.rating_scale))
+        return np.clip(out, *self.rating_scale_)
 
     def _warn_unseen(self, user, item, u: np.ndarray, i: np.ndarray) -> None:
         """UnseenIdWarning with the number of unseen users and items, and a hint when the
@@ -404,7 +442,7 @@ class MPMA(SaveLoadMixin, BaseEstimator):
     def predict_proba_components(self, data, items=None, ratings=None) -> np.ndarray:
         """Responsibilities ``p(component | rating)`` of known ratings, shape (N, n_components)."""
         check_is_fitted(self)
-        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale)
+        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale_)
         means = self.component_means(frame["user"].to_numpy(), frame["item"].to_numpy())
         resp, _ = e_step(frame["rating"].to_numpy(), means, self.weights_, self.sigmas_)
         return resp
@@ -433,7 +471,7 @@ class MPMA(SaveLoadMixin, BaseEstimator):
             rated = self.train_items_[self.train_users_ == u]
             candidates = np.setdiff1d(candidates, rated)
         scores = self._component_means(np.full(candidates.shape, u), candidates) @ self.weights_
-        scores = np.clip(scores, *check_rating_scale(self.rating_scale))
+        scores = np.clip(scores, *self.rating_scale_)
         top = np.argsort(-scores, kind="stable")[:n]
         return pd.DataFrame(
             {"item": self.item_ids_[candidates[top]], "predicted_rating": scores[top]}
@@ -441,7 +479,7 @@ class MPMA(SaveLoadMixin, BaseEstimator):
 
     # ----------------------------------------------------------------- scoring
     def _truth_and_prediction(self, data, items, ratings) -> tuple[np.ndarray, np.ndarray]:
-        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale)
+        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale_)
         pred = self.predict(frame["user"].to_numpy(), frame["item"].to_numpy())
         return frame["rating"].to_numpy(), pred
 
@@ -465,7 +503,8 @@ class MPMA(SaveLoadMixin, BaseEstimator):
     _file_fitted = (
         "components_", "user_ids_", "item_ids_", "user_groups_", "item_groups_", "weights_",
         "sigmas_", "factors_", "trace_", "warmup_trace_", "converged_", "n_iter_",
-        "fit_time_", "priors_", "train_users_", "train_items_",
+        "fit_time_", "priors_", "train_users_", "train_items_", "rating_scale_",
+        "local_traces_",
     )  # fmt: skip
 
     def _to_netcdf(self):
@@ -507,6 +546,10 @@ class MPMA(SaveLoadMixin, BaseEstimator):
     @classmethod
     def _from_netcdf(cls, data, attrs) -> MPMA:
         model = restore_fitted(cls, data, attrs)
+        if not hasattr(model, "rating_scale_"):  # saved before rating_scale_ existed
+            model.rating_scale_ = np.array(check_rating_scale(model.rating_scale))
+        if "local_traces_" in cls._file_fitted and not hasattr(model, "local_traces_"):
+            model.local_traces_ = {}  # saved before local_traces_ existed
         model.factors_ = [
             Factors(offset, **_factor_arrays_from(data, f"factors_{name}"))
             for name, offset in zip(model.components_, attrs["factor_offsets"], strict=True)
@@ -543,7 +586,8 @@ class GibbsMPMA(MPMA):
     use_bias : bool, default=True
     priors : dict, GibbsPriors or None, default=None
         Hyperpriors; None uses :class:`~bayesgmm.mpma.gibbs.GibbsPriors` defaults.
-    rating_scale : (float, float), default=(1.0, 5.0)
+    rating_scale : (float, float) or None, default=None
+        As in :class:`MPMA`: None reads it from the data given to ``fit``.
     n_burn : int, default=30
         Gibbs sweeps discarded per component. The default chain is short of stationarity
         in the factor scale (the training log-likelihood levels off after about 300
@@ -556,11 +600,14 @@ class GibbsMPMA(MPMA):
         weights (not used with one component).
     random_state : int or None, default=None
         A seed in [0, 2**32 - 1].
+    progressbar : bool, default=True
+        Show a progress bar on standard error: one step per Gibbs sweep of every
+        component, the status showing the component and its training log-likelihood.
 
     Attributes
     ----------
     components_, user_ids_, item_ids_, user_groups_, item_groups_, train_users_,
-    train_items_, fit_time_, priors_
+    train_items_, fit_time_, priors_, rating_scale_
         As in :class:`MPMA` (``priors_`` is a ``GibbsPriors``).
     weights_ : ndarray of shape (n_components,)
         Mixture weights fitted on the validation ratings.
@@ -598,7 +645,7 @@ class GibbsMPMA(MPMA):
     _file_fitted = (
         "components_", "user_ids_", "item_ids_", "user_groups_", "item_groups_", "weights_",
         "sigmas_", "factors_", "posteriors_", "validation_", "weights_trace_", "fit_time_",
-        "priors_", "train_users_", "train_items_",
+        "priors_", "train_users_", "train_items_", "rating_scale_",
     )  # fmt: skip
 
     def __init__(
@@ -610,11 +657,12 @@ class GibbsMPMA(MPMA):
         components: tuple[str, ...] = COMPONENTS,
         use_bias: bool = True,
         priors: GibbsPriors | Mapping | None = None,
-        rating_scale: tuple[float, float] = (1.0, 5.0),
+        rating_scale: tuple[float, float] | None = None,
         n_burn: int = 30,
         n_draws: int = 100,
         validation_fraction: float = 0.05,
         random_state: int | None = None,
+        progressbar: bool = True,
     ):
         self.n_factors = n_factors
         self.n_user_groups = n_user_groups
@@ -627,6 +675,7 @@ class GibbsMPMA(MPMA):
         self.n_draws = n_draws
         self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.progressbar = progressbar
 
     def _check_params(self) -> tuple[str, ...]:
         components = self._check_structure()
@@ -642,6 +691,10 @@ class GibbsMPMA(MPMA):
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
             )
         return components
+
+    def _progress_total(self, components: tuple[str, ...]) -> int:
+        """Gibbs sweeps of every component, and one step for the mixture weights."""
+        return (int(self.n_burn) + int(self.n_draws)) * len(components) + (len(components) > 1)
 
     def fit(self, data, items=None, ratings=None) -> GibbsMPMA:
         """Sample every component, then fit the mixture weights on held-out ratings.
@@ -682,7 +735,7 @@ class GibbsMPMA(MPMA):
         Shape (N, n_components); users and items must have been seen in ``fit``.
         """
         check_is_fitted(self)
-        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale)
+        frame = validate_ratings(data, items, ratings, rating_scale=self.rating_scale_)
         u, i = self._encode_pairs(frame["user"].to_numpy(), frame["item"].to_numpy())
         if np.any(u < 0) or np.any(i < 0):
             raise ValueError("predict_proba_components needs users and items seen in fit")

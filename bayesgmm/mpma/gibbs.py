@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,6 +194,7 @@ def sample_component(
     n_burn: int,
     n_draws: int,
     rng: np.random.Generator,
+    callback: Callable[[float], None] | None = None,
 ) -> ComponentPosterior:
     """Gibbs-sample one component alone on its ratings, from ``factors`` (copied).
 
@@ -209,6 +211,8 @@ def sample_component(
     n_burn, n_draws : int
         Sweeps discarded, then sweeps kept.
     rng : numpy Generator
+    callback : callable or None, default None
+        Called with the training log-likelihood after every sweep (progress reporting).
     """
     f = factors.copy()
     target = ratings - f.offset
@@ -231,6 +235,8 @@ def sample_component(
         residual = ratings - factor_means(f, index.rows, index.cols)
         ss = float(residual @ residual)
         log_lik.append(0.5 * n * (math.log(tau) - LOG_2PI) - 0.5 * tau * ss)
+        if callback is not None:
+            callback(log_lik[-1])
         if not fixed:
             tau = rng.gamma(priors.noise_shape + 0.5 * n, 1.0 / (priors.noise_rate + 0.5 * ss))
         if sweep >= n_burn:
@@ -305,6 +311,7 @@ def fit_gibbs(
     n_draws: int,
     validation_fraction: float,
     seed: int | None,
+    callback: Callable[[str, float], None] | None = None,
 ) -> GibbsFit:
     """Sample every component alone, then fit the mixture weights on held-out ratings.
 
@@ -325,6 +332,9 @@ def fit_gibbs(
         Share of the ratings held out for the mixture weights (unused, and all ratings
         sampled on, when "global" is the only component).
     seed : int or None
+    callback : callable or None, default None
+        Called as ``callback(component, log_likelihood)`` after every Gibbs sweep, and as
+        ``callback("weights", log_posterior)`` once the mixture weights are fitted.
     """
     rng = np.random.default_rng(seed)
     n = ratings.shape[0]
@@ -347,9 +357,14 @@ def fit_gibbs(
         col_factors=0.1 * rng.standard_normal((n_items, n_factors)),
     )
     options = {"use_bias": use_bias, "n_burn": n_burn, "n_draws": n_draws, "rng": rng}
+
+    def reporter(stage: str) -> Callable[[float], None] | None:
+        return None if callback is None else (lambda value: callback(stage, value))
+
     glob = sample_component(
-        start, r, component_index("global", u, i, n_users, n_items, *groups), priors, **options
-    )
+        start, r, component_index("global", u, i, n_users, n_items, *groups), priors,
+        callback=reporter("global"), **options,
+    )  # fmt: skip
     posteriors = [glob]
     if not single:
         mean = glob.posterior_mean()
@@ -361,7 +376,9 @@ def fit_gibbs(
         for name in components[1:]:
             local = local_factors_from_global(name, glob.draws[-1], n_user_groups, n_item_groups)
             ix = component_index(name, u, i, n_users, n_items, *groups)
-            posteriors.append(sample_component(local, r, ix, priors, **options))
+            posteriors.append(
+                sample_component(local, r, ix, priors, callback=reporter(name), **options)
+            )
     sigmas = np.array([float(np.mean(p.sigmas)) for p in posteriors])
     if single:
         return GibbsFit(posteriors, *groups, np.ones(1), sigmas, validation, [])
@@ -372,4 +389,6 @@ def fit_gibbs(
          for p, ix in zip(posteriors, val, strict=True)]
     )  # fmt: skip
     weights, trace = mixture_weights(log_dens, priors.weights_alpha)
+    if callback is not None:
+        callback("weights", trace[-1])
     return GibbsFit(posteriors, *groups, weights, sigmas, validation, trace)

@@ -12,8 +12,11 @@ Keys (defaults in brackets), besides the shared ones of :mod:`bayesgmm.spec`::
     subsample_factors = 2             # nuts: factors of the subsample model [2]
 
 The data are the columns ``user``, ``item``, ``rating`` of ``data.source``: a CSV file, or
-``"movielens-100k"`` (``data.path``: a local copy, else downloaded once).  Named
-``data.columns`` may hold ids that are not numbers.
+``"movielens-<release>"`` for any release of :func:`bayesgmm.movielens.load_movielens`
+(``movielens-100k``, ``movielens-1m``, ``movielens-10m``, ``movielens-20m``,
+``movielens-25m``, ``movielens-32m``, ``movielens-latest-small``; ``data.path``: a local
+copy, else downloaded once into the cache). Named ``data.columns`` may hold ids that are
+not numbers.
 
 What a run does, seeded from ``inference.seed``:
 
@@ -50,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm.datasets import Table, load_movielens
+from bayesgmm.movielens import MOVIELENS_RELEASES
 from bayesgmm.mpma.data import REQUIRED_COLUMNS
 from bayesgmm.mpma.em import MPMAPriors
 from bayesgmm.run import FamilyOutput, FigureFile, RunContext, load_spec_data
@@ -64,8 +68,10 @@ KEYS = {
 }
 #: ``model.estimator``: MAP-EM (:class:`~bayesgmm.mpma.MPMA`) or Gibbs (``GibbsMPMA``).
 MPMA_ESTIMATORS = ("map-em", "gibbs")
-#: ``data.source`` of the MovieLens 100K ratings (read by :func:`load_movielens`).
-MOVIELENS_100K = "movielens-100k"
+#: ``data.source`` of the MovieLens 100K ratings (read by :func:`load_movielens`); every
+#: release is ``MOVIELENS_PREFIX + name`` (``movielens-1m``, ...).
+MOVIELENS_PREFIX = "movielens-"
+MOVIELENS_100K = MOVIELENS_PREFIX + "100k"
 
 
 def _estimator_class(spec: Spec):
@@ -135,9 +141,14 @@ def check_spec(spec: Spec, model: dict, inference: dict) -> Spec:
 
 
 def load_data(spec: Spec) -> Table:
-    """The ratings: MovieLens 100K, or the spec's CSV file (``data.columns`` may be ids)."""
-    if spec.source == MOVIELENS_100K:
-        frame = load_movielens("100k", data_home=spec.data_path)
+    """The ratings: a MovieLens release, or the spec's CSV file (``data.columns`` may be
+    ids)."""
+    if spec.source.startswith(MOVIELENS_PREFIX) and not spec.source.endswith(".csv"):
+        release = spec.source.removeprefix(MOVIELENS_PREFIX)
+        if release not in MOVIELENS_RELEASES:
+            known = ", ".join(MOVIELENS_PREFIX + name for name in MOVIELENS_RELEASES)
+            raise SpecError(f"data.source = {spec.source!r} is no MovieLens release; use {known}")
+        frame = load_movielens(release, data_home=spec.data_path)
         return Table(frame, spec.source, "dataset")
     return load_spec_data(spec, numeric=False)
 
@@ -161,9 +172,9 @@ def _split(ratings: pd.DataFrame, holdout: float, seed: int):
 
 
 def _convergence_figure(model):
-    """MAP-EM: log posterior per iteration, the global warm-up and the mixture side by side
-    (different objectives, so different panels). Gibbs: each component's log-likelihood
-    per sweep."""
+    """MAP-EM: log posterior per iteration, the global warm-up, each local component's
+    separate fit and the mixture side by side (different objectives, so different
+    panels). Gibbs: each component's log-likelihood per sweep."""
     import matplotlib.pyplot as plt
 
     gibbs = hasattr(model, "posteriors_")
@@ -174,6 +185,7 @@ def _convergence_figure(model):
         ]
     else:
         traces = [("global warm-up", model.warmup_trace_)]
+        traces += [(f"{name} alone", t) for name, t in getattr(model, "local_traces_", {}).items()]
         if len(model.components_) > 1:
             traces.append(("mixture MAP-EM", model.trace_))
     fig, axes = plt.subplots(1, len(traces), figsize=(4.5 * len(traces), 3.5), squeeze=False,
@@ -205,6 +217,8 @@ def run(spec: Spec, data: Table, context: RunContext) -> FamilyOutput:
     out_dir = context.directory
     ratings = _ratings_frame(data.frame)
     model = mpma_estimator(spec)
+    if "progressbar" not in spec.options:
+        model.set_params(progressbar=bool(context.progress))
     split_seed, check_seed = context.seeds(2)
     train, test = _split(ratings, spec.holdout, split_seed)
     label = "Gibbs" if spec.estimator == "gibbs" else "MAP-EM"

@@ -42,6 +42,7 @@ from bayesgmm.mpma.em import (
     penalty_terms,
     sigma_from_statistics,
 )
+from bayesgmm.progress import progress_bar
 
 __all__ = ["SAEMResult", "saem_weights_sigmas"]
 
@@ -85,6 +86,7 @@ def saem_weights_sigmas(
     n_burn: int = 3000,
     n_average: int = 1000,
     seed: int | None = None,
+    progressbar: bool = False,
 ) -> SAEMResult:
     """Marginal MAP of ``(pi, sigma)`` by SAEM, started at ``state`` (copied).
 
@@ -101,6 +103,9 @@ def saem_weights_sigmas(
     n_burn, n_average : int
         Iterations with step 1, then with steps ``1 / k``.
     seed : int or None
+    progressbar : bool, default False
+        A progress bar on standard error, one step per iteration, showing the current
+        weights (the traces are ``weights_trace`` and ``sigmas_trace``).
     """
     rng = np.random.default_rng(seed)
     state = state.copy()
@@ -116,42 +121,45 @@ def saem_weights_sigmas(
     offset_prior = (priors.offset_mu, priors.offset_sd)
     stats = None
     weights_trace, sigmas_trace = [], []
-    for it in range(n_burn + n_average):
-        z = _sample_assignments(
-            rng, ratings, component_means(state, index), state.weights, state.sigmas
-        )
-        counts = np.bincount(z, minlength=n_components).astype(np.float64)
-        sse, penalty = np.empty(n_components), np.empty(n_components)
-        for c, (f, ix) in enumerate(zip(state.factors, index, strict=True)):
-            var = state.sigmas[c] ** 2
-            mine = z == c
-            weight = np.where(mine, 1.0 / var, 0.0)
-            precision = ridge_precision(
-                n_factors, priors.factor_penalty / var, priors.bias_penalty / var, use_bias
+    with progress_bar(n_burn + n_average, "SAEM", enabled=progressbar) as bar:
+        for it in range(n_burn + n_average):
+            z = _sample_assignments(
+                rng, ratings, component_means(state, index), state.weights, state.sigmas
             )
-            for side, by_side, n_side in (("row", ix.by_row, ix.n_rows),
-                                          ("col", ix.by_col, ix.n_cols)):  # fmt: skip
-                update_side(
-                    f, side, ratings - f.offset, weight, ix.rows, ix.cols, by_side, precision,
-                    zero, use_bias=use_bias, noise=rng.standard_normal((n_side, dim)),
-                )  # fmt: skip
-            partial = ratings - factor_means(f, ix.rows, ix.cols) + f.offset
-            mean, prec = offset_conditional(partial, weight, offset_prior)
-            f.offset = float(rng.normal(mean, prec**-0.5))
-            resid = partial[mine] - f.offset
-            sse[c] = resid @ resid
-            penalty[c] = penalty_terms(f, ix, priors, use_bias)[0]
-        draw = np.concatenate([counts, sse, penalty])
-        step = 1.0 if it < n_burn else 1.0 / (it - n_burn + 1)
-        stats = draw if stats is None else stats + step * (draw - stats)
-        s_counts, s_sse, s_penalty = np.split(stats, 3)
-        state.weights = m_step_weights(s_counts[None, :], priors.weights_alpha)
-        state.sigmas = sigma_from_statistics(
-            s_sse, s_counts, priors.sigma_a, priors.sigma_b, priors.sigma_min,
-            s_penalty, n_penalised,
-        )  # fmt: skip
-        weights_trace.append(state.weights.copy())
-        sigmas_trace.append(state.sigmas.copy())
+            counts = np.bincount(z, minlength=n_components).astype(np.float64)
+            sse, penalty = np.empty(n_components), np.empty(n_components)
+            for c, (f, ix) in enumerate(zip(state.factors, index, strict=True)):
+                var = state.sigmas[c] ** 2
+                mine = z == c
+                weight = np.where(mine, 1.0 / var, 0.0)
+                precision = ridge_precision(
+                    n_factors, priors.factor_penalty / var, priors.bias_penalty / var, use_bias
+                )
+                for side, by_side, n_side in (("row", ix.by_row, ix.n_rows),
+                                              ("col", ix.by_col, ix.n_cols)):  # fmt: skip
+                    update_side(
+                        f, side, ratings - f.offset, weight, ix.rows, ix.cols, by_side,
+                        precision, zero, use_bias=use_bias,
+                        noise=rng.standard_normal((n_side, dim)),
+                    )  # fmt: skip
+                partial = ratings - factor_means(f, ix.rows, ix.cols) + f.offset
+                mean, prec = offset_conditional(partial, weight, offset_prior)
+                f.offset = float(rng.normal(mean, prec**-0.5))
+                resid = partial[mine] - f.offset
+                sse[c] = resid @ resid
+                penalty[c] = penalty_terms(f, ix, priors, use_bias)[0]
+            draw = np.concatenate([counts, sse, penalty])
+            step = 1.0 if it < n_burn else 1.0 / (it - n_burn + 1)
+            stats = draw if stats is None else stats + step * (draw - stats)
+            s_counts, s_sse, s_penalty = np.split(stats, 3)
+            state.weights = m_step_weights(s_counts[None, :], priors.weights_alpha)
+            state.sigmas = sigma_from_statistics(
+                s_sse, s_counts, priors.sigma_a, priors.sigma_b, priors.sigma_min,
+                s_penalty, n_penalised,
+            )  # fmt: skip
+            weights_trace.append(state.weights.copy())
+            sigmas_trace.append(state.sigmas.copy())
+            bar.advance(1, "weights " + " ".join(f"{w:.3f}" for w in state.weights))
     return SAEMResult(
         state.weights.copy(),
         state.sigmas.copy(),

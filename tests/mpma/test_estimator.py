@@ -371,7 +371,7 @@ def test_save_load_round_trip_is_exact(tmp_path, data):
 )
 def test_bad_input_raises_actionable_errors(data, mutate, match):
     with pytest.raises(ValueError, match=match):
-        MPMA(2, max_iter=2).fit(mutate(data.copy()))
+        MPMA(2, max_iter=2, rating_scale=(1.0, 5.0)).fit(mutate(data.copy()))
 
 
 @pytest.mark.parametrize(

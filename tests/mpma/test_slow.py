@@ -14,7 +14,7 @@ import pytest
 
 from bayesgmm.datasets import load_movielens
 from bayesgmm.mpma.crosscheck import crosscheck_subsample, densest_subsample
-from bayesgmm.mpma.evaluation import cross_validate, default_methods, summarize
+from bayesgmm.mpma.evaluation import compare_methods, default_methods, summarize
 from tests.helpers import SHARED_DATA
 
 DATA = SHARED_DATA / "ml-100k"
@@ -42,7 +42,9 @@ def test_five_fold_rmse_beats_svd_and_svdpp(ratings):
     methods, reason = default_methods(seed=0)
     assert not reason, reason
     keep = [MAP_ROW, GIBBS_ROW, "surprise SVD (default)", "surprise SVD++ (default)"]
-    table = summarize(cross_validate(ratings, {k: methods[k] for k in keep}, seed=0))
+    table = summarize(
+        compare_methods(ratings, {k: methods[k] for k in keep}, "kfold", progressbar=False)
+    )
     print(table)
     rmse = table["rmse_mean"]
     for row in (MAP_ROW, GIBBS_ROW):
@@ -50,3 +52,21 @@ def test_five_fold_rmse_beats_svd_and_svdpp(ratings):
         assert rmse[row] < rmse["surprise SVD++ (default)"], row
         assert table.loc[row, "fit_time_total_s"] <= 120, row
     assert rmse[GIBBS_ROW] <= 0.900
+
+
+@pytest.mark.slow
+def test_myfm_peer_on_u1(ratings):
+    """myFM (bench extra) on GroupLens' u1: implicit feedback helps, as in Rendle et al."""
+    from bayesgmm.mpma.evaluation import MyFMPeer, cross_validate
+
+    frame = load_movielens(data_home=DATA, download=False)
+    scores = {
+        implicit: cross_validate(
+            MyFMPeer(10, n_iter=100, n_kept_samples=80, implicit=implicit), frame, "u1",
+            progressbar=False,
+        ).per_fold["rmse"].iloc[0]
+        for implicit in (True, False)
+    }  # fmt: skip
+    print(scores)
+    assert scores[True] < scores[False] - 0.005
+    assert scores[True] < 0.90

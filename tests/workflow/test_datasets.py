@@ -364,8 +364,8 @@ def test_movielens_missing_file_path_does_not_download(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("no_network")
 def test_movielens_unknown_variant(shared_data: Path) -> None:
-    with pytest.raises(ValueError, match=r"'1m'.*'100k'"):
-        load_movielens("1m", data_home=shared_data)
+    with pytest.raises(ValueError, match=r"'2m'.*'100k'.*'latest-small'"):
+        load_movielens("2m", data_home=shared_data)
 
 
 @pytest.mark.usefixtures("no_network")

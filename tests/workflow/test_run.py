@@ -262,6 +262,27 @@ def test_mpma_run_needs_rating_columns(tmp_path):
                  progress=False)  # fmt: skip
 
 
+def test_mpma_source_names_any_movielens_release(tmp_path, monkeypatch):
+    """data.source = "movielens-<release>" reaches load_movielens with data.path."""
+    import bayesgmm.mpma.run as mpma_run
+
+    calls = []
+
+    def fake_load(release, data_home=None):
+        calls.append((release, data_home))
+        return pd.read_csv(tmp_path / "ratings.csv")
+
+    monkeypatch.setattr(mpma_run, "load_movielens", fake_load)
+    raw = _mpma_raw(tmp_path)
+    raw["data"] = {"source": "movielens-latest-small", "path": "ml"}
+    spec = parse_spec(raw, origin=tmp_path / "s.toml")
+    assert len(mpma_run.load_data(spec).frame) > 0
+    assert calls == [("latest-small", tmp_path / "ml")]
+    raw["data"] = {"source": "movielens-2m"}
+    with pytest.raises(SpecError, match=r"no MovieLens release; use movielens-100k, .*-32m"):
+        mpma_run.load_data(parse_spec(raw, origin=tmp_path / "s.toml"))
+
+
 def test_mpma_map_run_writes_reloadable_files_and_reproduces(tmp_path):
     from bayesgmm.mpma import MPMA
 
