@@ -86,7 +86,9 @@ many small sets): no Python loop over descriptors.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy import sparse
@@ -100,7 +102,13 @@ from bayesgmm.em.gaussian import (
     quadratic_features,
     unpack_quadratic_moments,
 )
-from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
+from bayesgmm.em.sweep import (
+    N_THREADS,
+    Design,
+    MixtureParams,
+    log_prob_resp,
+    single_threaded_blas,
+)
 
 __all__ = [
     "BLOCKS",
@@ -483,42 +491,71 @@ def _chunks(starts: np.ndarray, row_bytes: int):
         s0 = s1
 
 
+def _group_statistics(resp, Z, local, first, last, raw, k) -> None:
+    """``raw[s] = resp_s' Z_s`` for the sets ``first..last-1`` of a chunk (row offsets
+    ``local``): one batched product when they have equal sizes, one sparse product when
+    they are small, else one product per set."""
+    lo, hi = local[first], local[last]
+    sizes = np.diff(local[first : last + 1])
+    n_sets, width = last - first, Z.shape[1]
+    if n_sets == 0:
+        return
+    if (sizes == sizes[0]).all():
+        batch = resp[lo:hi].reshape(n_sets, sizes[0], k)
+        np.matmul(batch.transpose(0, 2, 1), Z[lo:hi].reshape(n_sets, sizes[0], width),
+                  out=raw[first:last])  # fmt: skip
+    elif (hi - lo) / n_sets < _SPARSE_MEAN_SET_SIZE:
+        # row s*K + k of the indicator holds gamma_ik of the rows of set s
+        set_of_row = np.repeat(np.arange(n_sets), sizes)
+        indices = (set_of_row[:, None] * k + np.arange(k)).ravel()
+        indptr = np.arange(0, (hi - lo) * k + 1, k)
+        indicator = sparse.csc_matrix(
+            (resp[lo:hi].ravel(), indices, indptr), shape=(n_sets * k, hi - lo)
+        )
+        raw[first:last] = (indicator @ Z[lo:hi]).reshape(n_sets, k, width)
+    else:
+        for s in range(first, last):
+            rows = slice(local[s], local[s + 1])
+            np.matmul(resp[rows].T, Z[rows], out=raw[s])
+
+
+@cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=N_THREADS, thread_name_prefix="bayesgmm-fisher")
+
+
 def _set_statistics(prep: PreparedSets, mixture: FittedMixture, center: np.ndarray, stats: str):
     """Per set and component: ``S0 = sum v gamma``, ``S1 = sum v gamma (x - c)`` and
-    ``S2 = sum v gamma q(x - c)`` (quadratic features of the ``stats`` type)."""
+    ``S2 = sum v gamma q(x - c)`` (quadratic features of the ``stats`` type).
+
+    Rows are processed in chunks of whole sets: the EM engine's E-step gives the
+    responsibilities, then ``resp_s' [q(x - c), x - c, 1]`` per set, the sets of a chunk
+    split over the cores (single-threaded BLAS in each)."""
     k, d = mixture.n_components, mixture.n_features
     nq = n_quadratic_features(d, stats)
-    n_sets = prep.n_sets
-    s0 = np.empty((n_sets, k))
-    raw = np.empty((n_sets, k, nq + d))
+    width = nq + d + 1
+    raw = np.empty((prep.n_sets, k, width))
     params = mixture.params()
-    for a, b in _chunks(prep.starts, 8 * (nq + d + k + d)):
+    for a, b in _chunks(prep.starts, 8 * (width + 2 * k + d)):
         lo, hi = prep.starts[a], prep.starts[b]
         X = prep.X[lo:hi]
-        design = Design(X, mixture.covariance_type, center=center)
-        resp = log_prob_resp(design, params)[1]
+        resp = log_prob_resp(Design(X, mixture.covariance_type, center=center), params)[1]
         if prep.sample_weight is not None:
             resp *= prep.sample_weight[lo:hi, None]
-        Z = np.empty((hi - lo, nq + d))
-        np.subtract(X, center, out=Z[:, nq:])
-        quadratic_features(Z[:, nq:], stats, out=Z[:, :nq])
+        Z = np.empty((hi - lo, width))
+        np.subtract(X, center, out=Z[:, nq : nq + d])
+        quadratic_features(Z[:, nq : nq + d], stats, out=Z[:, :nq])
+        Z[:, -1] = 1.0
         local = prep.starts[a : b + 1] - lo
-        s0[a:b] = np.add.reduceat(resp, local[:-1], axis=0)
-        n_here = b - a
-        if (hi - lo) / n_here < _SPARSE_MEAN_SET_SIZE:
-            # one sparse product: row s*K + k of the indicator holds gamma_ik of set s
-            set_of_row = np.repeat(np.arange(n_here), np.diff(local))
-            indices = (set_of_row[:, None] * k + np.arange(k)).ravel()
-            indptr = np.arange(0, (hi - lo) * k + 1, k)
-            indicator = sparse.csc_matrix(
-                (resp.ravel(), indices, indptr), shape=(n_here * k, hi - lo)
-            )
-            raw[a:b] = (indicator @ Z).reshape(n_here, k, nq + d)
-        else:
-            for s in range(n_here):
-                rows = slice(local[s], local[s + 1])
-                np.matmul(resp[rows].T, Z[rows], out=raw[a + s])
-    return s0, raw[..., nq:], raw[..., :nq]
+        bounds = np.linspace(0, b - a, min(N_THREADS, b - a) + 1).astype(int)
+        view = raw[a:b]
+
+        def work(g, resp=resp, Z=Z, local=local, bounds=bounds, view=view):
+            _group_statistics(resp, Z, local, bounds[g], bounds[g + 1], view, k)
+
+        with single_threaded_blas():
+            list(_executor().map(work, range(len(bounds) - 1)))
+    return raw[..., -1], raw[..., nq : nq + d], raw[..., :nq]
 
 
 def _broadcast_chol(mixture: FittedMixture) -> np.ndarray:
