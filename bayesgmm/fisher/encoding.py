@@ -72,7 +72,9 @@ gradients of the set's log-likelihood in their parametrisation.
 Improved Fisher vectors (Perronnin, Sanchez & Mensink 2010): ``improved=True`` applies the
 signed power ``sign(z) |z|^alpha`` then divides by the L2 norm (a zero vector stays zero).
 
-Numerics: statistics are accumulated about the mixture's mean ``c = sum_k w_k mu_k`` and
+Numerics: everything is computed in float64, whatever the descriptors' dtype (scikit-learn
+keeps float32 data in float32, so scikit-image's vectors of float32 descriptors carry float32
+errors). Statistics are accumulated about the mixture's mean ``c = sum_k w_k mu_k`` and
 shifted to each component mean (``sum gamma (x - mu)(x - mu)' = S2 - S1 delta' - delta S1'
 + S0 delta delta'`` with ``delta = mu_k - c``); this loses ``eps |mu_k - c|^2 / sigma_k^2``
 relative to the second-order block, negligible unless a component sits thousands of its
@@ -415,12 +417,17 @@ def prepare_sets(sets, n_features: int, *, set_ids=None, sample_weight=None) -> 
         (n_sets, n) array for a 3-D array, an (n_descriptors,) array with ``set_ids``.
     """
     if set_ids is not None:
-        X = _as_set(sets, 0, n_features) if np.ndim(sets) == 2 else None
-        if X is None:
+        try:
+            ndim = np.asarray(sets, dtype=np.float64).ndim
+        except (TypeError, ValueError):
+            ndim = None
+        if ndim != 2:
             raise ValueError(
-                "with set_ids, sets must be one 2-D array (n_descriptors, n_features) whose "
-                f"rows set_ids labels, got {np.ndim(sets)}-D"
+                "with set_ids, sets must be one 2-D numeric array (n_descriptors, "
+                "n_features) whose rows set_ids labels"
+                + ("" if ndim is None else f", got {ndim}-D")
             )
+        X = _as_set(sets, 0, n_features)
         ids = np.asarray(set_ids)
         if ids.shape != (len(X),):
             raise ValueError(

@@ -373,6 +373,7 @@ def test_sklearn_mixture_of_every_type_is_accepted(data):
         ([np.ones((2, 3))], {"improved": "yes"}, TypeError, r"improved must be True or False"),
         ([np.ones((2, 3))], {"normalization": "l2"}, ValueError, r"normalization must be one of"),
         ("abc", {}, TypeError, r"sets must be a list of 2-D arrays"),
+        ([np.ones((2, 3))] * 2, {"set_ids": [0, 1]}, ValueError, r"with set_ids, sets must"),
     ],
 )
 def test_bad_input_raises_clearly(mixtures, sets, kwargs, error, match):
