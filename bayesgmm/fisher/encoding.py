@@ -487,12 +487,13 @@ def prepare_sets(sets, n_features: int, *, set_ids=None, sample_weight=None) -> 
 
 
 # ------------------------------------------------------------------------------- maths
-def _chunks(starts: np.ndarray, row_bytes: int):
-    """Ranges of consecutive sets ``(s0, s1)`` holding about ``_CHUNK_BYTES`` of rows."""
-    limit = max(1, _CHUNK_BYTES // max(row_bytes, 1))
+def _chunks(starts: np.ndarray, row_bytes: int, set_bytes: int):
+    """Ranges of consecutive sets ``(s0, s1)`` whose rows and per-set arrays take about
+    ``_CHUNK_BYTES`` (at least one set per chunk)."""
+    cost = starts * float(row_bytes) + np.arange(len(starts)) * float(set_bytes)
     s0, n_sets = 0, len(starts) - 1
     while s0 < n_sets:
-        s1 = int(np.searchsorted(starts, starts[s0] + limit, side="right")) - 1
+        s1 = int(np.searchsorted(cost, cost[s0] + _CHUNK_BYTES, side="right")) - 1
         s1 = min(max(s1, s0 + 1), n_sets)
         yield s0, s1
         s0 = s1
@@ -531,37 +532,35 @@ def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=N_THREADS, thread_name_prefix="bayesgmm-fisher")
 
 
-def _set_statistics(prep: PreparedSets, mixture: FittedMixture, center: np.ndarray, stats: str):
-    """Per set and component: ``S0 = sum v gamma``, ``S1 = sum v gamma (x - c)`` and
-    ``S2 = sum v gamma q(x - c)`` (quadratic features of the ``stats`` type).
+def _set_statistics(
+    prep: PreparedSets, a: int, b: int, mixture: FittedMixture, center: np.ndarray, stats: str
+):
+    """Per set ``a..b-1`` and component: ``S0 = sum v gamma``, ``S1 = sum v gamma (x - c)``
+    and ``S2 = sum v gamma q(x - c)`` (quadratic features of the ``stats`` type).
 
-    Rows are processed in chunks of whole sets: the EM engine's E-step gives the
-    responsibilities, then ``resp_s' [q(x - c), x - c, 1]`` per set, the sets of a chunk
-    split over the cores (single-threaded BLAS in each)."""
+    The EM engine's E-step gives the responsibilities, then ``resp_s' [q(x - c), x - c, 1]``
+    per set, the sets split over the cores (single-threaded BLAS in each)."""
     k, d = mixture.n_components, mixture.n_features
     nq = n_quadratic_features(d, stats)
     width = nq + d + 1
-    raw = np.empty((prep.n_sets, k, width))
-    params = mixture.params()
-    for a, b in _chunks(prep.starts, 8 * (width + 2 * k + d)):
-        lo, hi = prep.starts[a], prep.starts[b]
-        X = prep.X[lo:hi]
-        resp = log_prob_resp(Design(X, mixture.covariance_type, center=center), params)[1]
-        if prep.sample_weight is not None:
-            resp *= prep.sample_weight[lo:hi, None]
-        Z = np.empty((hi - lo, width))
-        np.subtract(X, center, out=Z[:, nq : nq + d])
-        quadratic_features(Z[:, nq : nq + d], stats, out=Z[:, :nq])
-        Z[:, -1] = 1.0
-        local = prep.starts[a : b + 1] - lo
-        bounds = np.linspace(0, b - a, min(N_THREADS, b - a) + 1).astype(int)
-        view = raw[a:b]
+    raw = np.empty((b - a, k, width))
+    lo, hi = prep.starts[a], prep.starts[b]
+    X = prep.X[lo:hi]
+    resp = log_prob_resp(Design(X, mixture.covariance_type, center=center), mixture.params())[1]
+    if prep.sample_weight is not None:
+        resp *= prep.sample_weight[lo:hi, None]
+    Z = np.empty((hi - lo, width))
+    np.subtract(X, center, out=Z[:, nq : nq + d])
+    quadratic_features(Z[:, nq : nq + d], stats, out=Z[:, :nq])
+    Z[:, -1] = 1.0
+    local = prep.starts[a : b + 1] - lo
+    bounds = np.linspace(0, b - a, min(N_THREADS, b - a) + 1).astype(int)
 
-        def work(g, resp=resp, Z=Z, local=local, bounds=bounds, view=view):
-            _group_statistics(resp, Z, local, bounds[g], bounds[g + 1], view, k)
+    def work(g):
+        _group_statistics(resp, Z, local, bounds[g], bounds[g + 1], raw, k)
 
-        with single_threaded_blas():
-            list(_executor().map(work, range(len(bounds) - 1)))
+    with single_threaded_blas():
+        list(_executor().map(work, range(len(bounds) - 1)))
     return raw[..., -1], raw[..., nq : nq + d], raw[..., :nq]
 
 
@@ -655,15 +654,24 @@ def encode_prepared(
     """Fisher vectors (n_sets, n_dims) of checked sets; ``center`` (D,) the origin of the
     statistics (default the mixture's mean)."""
     center = mixture.center() if center is None else np.asarray(center, dtype=np.float64)
-    stats = "full" if mixture.covariance_type in ("full", "tied") else "diag"
-    s0, s1, s2 = _set_statistics(prep, mixture, center, stats)
+    cov, k, d = mixture.covariance_type, mixture.n_components, mixture.n_features
+    stats = "full" if cov in ("full", "tied") else "diag"
+    width = n_quadratic_features(d, stats) + d + 1
     if prep.sample_weight is None:
         totals = np.diff(prep.starts).astype(np.float64)
     else:
         totals = np.add.reduceat(prep.sample_weight, prep.starts[:-1])
-    blocks = _encode_blocks(s0, s1, s2, totals, mixture, center, options)
-    fv = np.concatenate([blocks[b] for b in options.blocks], axis=1)
-    return _improve(fv, options.alpha) if options.improved else fv
+    row_bytes = 8 * (2 * width + 2 * k + d)  # design matrices, responsibilities
+    set_bytes = 8 * k * (width + (6 * d * d if stats == "full" else 4 * d))  # moments, blocks
+    out = None
+    for a, b in _chunks(prep.starts, row_bytes, set_bytes):
+        s0, s1, s2 = _set_statistics(prep, a, b, mixture, center, stats)
+        blocks = _encode_blocks(s0, s1, s2, totals[a:b], mixture, center, options)
+        fv = np.concatenate([blocks[name] for name in options.blocks], axis=1)
+        if out is None:
+            out = np.empty((prep.n_sets, fv.shape[1]))
+        out[a:b] = _improve(fv, options.alpha) if options.improved else fv
+    return out
 
 
 # ---------------------------------------------------------------------------------- API

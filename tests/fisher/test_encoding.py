@@ -387,3 +387,20 @@ def test_unfitted_or_wrong_mixture_raises(data):
             fisher_vector(data[:5], gmm)
     with pytest.raises(TypeError, match=r"must be a fitted Gaussian mixture"):
         fisher_vector(data[:5], object())
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_chunked_encoding_equals_one_pass(mixtures, monkeypatch, covariance_type):
+    """Many sets are encoded in chunks of whole sets (bounded memory): one set per chunk
+    gives the same vectors as one chunk for all."""
+    from bayesgmm.fisher import encoding
+
+    gm = mixtures[covariance_type]
+    rng = np.random.default_rng(8)
+    sets = [gm.sample(n)[0] for n in rng.integers(1, 40, size=12)]
+    weights = [rng.uniform(0.1, 2.0, size=len(s)) for s in sets]
+    whole = fisher_vectors(sets, gm, sample_weight=weights, improved=True)
+    monkeypatch.setattr(encoding, "_CHUNK_BYTES", 1)
+    assert_allclose(
+        fisher_vectors(sets, gm, sample_weight=weights, improved=True), whole, atol=1e-13
+    )
