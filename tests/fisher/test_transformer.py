@@ -79,3 +79,17 @@ def test_bad_input(labelled_sets):
         FisherVectors(2).fit([])
     with pytest.raises(TypeError, match=r"must be a fitted Gaussian mixture"):
         FisherVectors(mixture="gmm").fit(sets)
+
+
+def test_pickle_round_trip_and_map_em_mixture(labelled_sets):
+    import pickle
+
+    sets, _ = labelled_sets
+    fv = FisherVectors(3, covariance_type="spherical", random_state=0).fit(sets)
+    loaded = pickle.loads(pickle.dumps(fv))
+    np.testing.assert_array_equal(loaded.transform(sets), fv.transform(sets))
+    # a MAP-EM mixture (conjugate prior) encodes like any other
+    map_em = GaussianMixture(3, prior="default", random_state=0)
+    fv = FisherVectors(mixture=map_em).fit(sets)
+    assert fv.mixture_.prior_ is not None
+    assert_allclose(fv.transform(sets), fisher_vectors(sets, fv.mixture_))
