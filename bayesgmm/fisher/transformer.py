@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from bayesgmm._validation import check_positive_int
 from bayesgmm.em.estimator import GaussianMixture
 from bayesgmm.em.gaussian import COVARIANCE_TYPES
+from bayesgmm.em.priors import ConjugatePrior
 from bayesgmm.fisher.encoding import (
     BLOCKS,
     check_options,
@@ -18,6 +19,7 @@ from bayesgmm.fisher.encoding import (
     fitted_mixture,
     prepare_sets,
 )
+from bayesgmm.io import SaveLoadMixin, from_netcdf_data, to_netcdf_data
 
 __all__ = ["FisherVectors"]
 
@@ -35,7 +37,11 @@ def _n_features_of(sets) -> int:
     return first.shape[1]
 
 
-class FisherVectors(TransformerMixin, BaseEstimator):
+#: Group of a saved file holding the fitted mixture ``mixture_``.
+_MIXTURE_GROUP = "mixture_"
+
+
+class FisherVectors(SaveLoadMixin, TransformerMixin, BaseEstimator):
     """Descriptor sets in, Fisher vectors out: a Gaussian mixture fitted on the pooled
     descriptors, then :func:`bayesgmm.fisher.encoding.fisher_vectors` of every set.
 
@@ -66,6 +72,10 @@ class FisherVectors(TransformerMixin, BaseEstimator):
     mixture_ : the fitted mixture that encodes the sets.
     n_features_in_ : int, the descriptor dimension.
     n_dims_ : int, the length of a Fisher vector.
+
+    ``save(path)`` / ``FisherVectors.load(path)`` write and read the fitted transformer in
+    bayesgmm's file format (the mixture in a group of its own) when the mixture is a
+    ``bayesgmm.GaussianMixture``; a scikit-learn mixture is refused (pickle it instead).
 
     Examples
     --------
@@ -156,3 +166,58 @@ class FisherVectors(TransformerMixin, BaseEstimator):
             covariance_parameters=options.covariance_parameters,
         )
         return np.asarray(names, dtype=object)
+
+    # -------------------------------------------------------------- save/load
+    _file_format = "bayesgmm.FisherVectors/1"
+    _file_types = (ConjugatePrior,)
+
+    def _to_netcdf(self):
+        """The fitted mixture in a group of its own; the parameters as JSON, the
+        ``mixture`` parameter as how it was given (None, the fitted mixture itself, or an
+        unfitted GaussianMixture's parameters)."""
+        import xarray as xr
+
+        if not isinstance(self.mixture_, GaussianMixture):
+            raise TypeError(
+                f"cannot save a FisherVectors whose mixture is a {type(self.mixture_).__name__}: "
+                "the bayesgmm file format holds a bayesgmm.GaussianMixture; fit FisherVectors "
+                "with one (the default), or pickle the transformer"
+            )
+        if self.mixture is None:
+            given = ["none", None]
+        elif self.mixture is self.mixture_:
+            given = ["fitted", None]
+        elif isinstance(self.mixture, GaussianMixture):
+            given = ["unfitted", self.mixture.get_params(deep=False)]
+        else:
+            raise TypeError(
+                f"cannot save the mixture parameter, a {type(self.mixture).__name__}: give "
+                "a bayesgmm.GaussianMixture or None"
+            )
+        params = {k: v for k, v in self.get_params(deep=False).items() if k != "mixture"}
+        tree = xr.DataTree.from_dict({_MIXTURE_GROUP: to_netcdf_data(self.mixture_)})
+        attrs = {
+            "params": params,
+            "mixture": given,
+            "n_features_in_": self.n_features_in_,
+            "n_dims_": self.n_dims_,
+        }
+        return tree, attrs
+
+    @classmethod
+    def _from_netcdf(cls, tree, attrs) -> FisherVectors:
+        data = tree[_MIXTURE_GROUP].to_dataset(inherit=False)
+        mixture_ = from_netcdf_data(GaussianMixture, data, source=f"its {_MIXTURE_GROUP!r} group")
+        kind, params = attrs["mixture"]
+        mixture = {"none": None, "fitted": mixture_}.get(kind)
+        if kind == "unfitted":
+            mixture = GaussianMixture(**params)
+        elif kind not in ("none", "fitted"):
+            raise ValueError(f"unknown mixture kind {kind!r}")
+        self = cls(**attrs["params"], mixture=mixture)
+        self.mixture_ = mixture_
+        self.n_features_in_ = attrs["n_features_in_"]
+        self.n_dims_ = attrs["n_dims_"]
+        if len(self.get_feature_names_out()) != self.n_dims_:
+            raise ValueError("n_dims_ does not match the mixture and the options")
+        return self

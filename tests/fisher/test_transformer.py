@@ -93,3 +93,54 @@ def test_pickle_round_trip_and_map_em_mixture(labelled_sets):
     fv = FisherVectors(mixture=map_em).fit(sets)
     assert fv.mixture_.prior_ is not None
     assert_allclose(fv.transform(sets), fisher_vectors(sets, fv.mixture_))
+
+
+def _assert_same_transformer(a, b):
+    pa, pb = a.get_params(deep=False), b.get_params(deep=False)
+    assert pa.keys() == pb.keys()
+    for key in pa:
+        if key == "mixture" and pa[key] is not None:
+            assert type(pa[key]) is type(pb[key])
+            assert repr(pa[key].get_params()) == repr(pb[key].get_params())
+        else:
+            assert pa[key] == pb[key], key
+    assert (a.n_features_in_, a.n_dims_) == (b.n_features_in_, b.n_dims_)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(a.mixture_, name), getattr(b.mixture_, name))
+
+
+@pytest.mark.parametrize("given", ["none", "fitted", "unfitted"])
+def test_save_load_round_trip(labelled_sets, tmp_path, given):
+    sets, _ = labelled_sets
+    pooled = np.vstack(sets)
+    mixture = {
+        "none": None,
+        "fitted": GaussianMixture(2, covariance_type="full", random_state=0).fit(pooled),
+        "unfitted": GaussianMixture(2, covariance_type="tied", prior="default", random_state=3),
+    }[given]
+    fv = FisherVectors(
+        3, mixture=mixture, blocks=("means", "covariances"), improved=True, alpha=0.3,
+        covariance_parameters="model", random_state=1,
+    ).fit(sets)  # fmt: skip
+    fv.save(tmp_path / "fv.nc")
+    loaded = FisherVectors.load(tmp_path / "fv.nc")
+    _assert_same_transformer(loaded, fv)
+    if given == "fitted":
+        assert loaded.mixture is loaded.mixture_
+    np.testing.assert_array_equal(loaded.transform(sets), fv.transform(sets))
+
+
+def test_save_refuses_what_it_cannot_hold(labelled_sets, tmp_path):
+    from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+    sets, _ = labelled_sets
+    with pytest.raises(NotFittedError):
+        FisherVectors().save(tmp_path / "fv.nc")
+    sk = SklearnGaussianMixture(2, random_state=0).fit(np.vstack(sets))
+    with pytest.raises(TypeError, match=r"bayesgmm file format holds a bayesgmm.GaussianMixture"):
+        FisherVectors(mixture=sk).fit(sets).save(tmp_path / "fv.nc")
+    gm = GaussianMixture(2, random_state=0).fit(np.vstack(sets))
+    gm.save(tmp_path / "gm.nc")
+    with pytest.raises(ValueError, match=r"load it with GaussianMixture.load"):
+        FisherVectors.load(tmp_path / "gm.nc")
+    assert not (tmp_path / "fv.nc").exists()
