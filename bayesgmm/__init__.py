@@ -15,6 +15,10 @@ MPMA, GibbsMPMA, build_mpma_model
     Mixture probabilistic matrix approximation for collaborative filtering
     (:mod:`bayesgmm.mpma`, Chen et al. 2016): MAP-EM, Gibbs sampling with hierarchical
     priors, and the PyMC posterior.
+fisher_vector, fisher_vectors, FisherVectors, posterior_fisher_vectors
+    Fisher vectors of descriptor sets from a fitted mixture (:mod:`bayesgmm.fisher`, every
+    covariance type; equal to scikit-image's for diagonal mixtures), the scikit-learn
+    transformer, and their posterior mean and sd from a ``BayesGMM``.
 run_spec
     ``bayesgmm run``: a TOML run spec in, a directory of results out.
 datasets
@@ -45,6 +49,10 @@ _LAZY = {
     "GibbsMPMA": "bayesgmm.mpma.estimator",
     "build_mpma_model": "bayesgmm.mpma.model",
     "run_spec": "bayesgmm.run",
+    "fisher_vector": "bayesgmm.fisher.encoding",
+    "fisher_vectors": "bayesgmm.fisher.encoding",
+    "FisherVectors": "bayesgmm.fisher.transformer",
+    "posterior_fisher_vectors": "bayesgmm.gmm.fisher",
 }
 
 __all__ = [
@@ -53,6 +61,7 @@ __all__ = [
     "CollapsedComponentError",
     "ConjugatePrior",
     "DegenerateComponentWarning",
+    "FisherVectors",
     "GaussianMixture",
     "GibbsMPMA",
     "__version__",
@@ -61,7 +70,10 @@ __all__ = [
     "build_mpma_model",
     "crosscheck",
     "datasets",
+    "fisher_vector",
+    "fisher_vectors",
     "flag_anomalies",
+    "posterior_fisher_vectors",
     "run_spec",
     "select_n_components",
 ]
