@@ -189,17 +189,37 @@ def _block_terms(data: IncompleteData, block: _Block, params: MixtureParams, cov
         cov_o = cov[:, o]  # (K, d_o, D)
         T = cov_o[:, :, o][:, None] + noise[None]  # (K, n, d_o, d_o)
         chol = np.linalg.cholesky(T)
-        z = solve_triangular(chol, diff[..., None], lower=True)  # (K, n, d_o, 1)
+        z = _solve_lower(chol, diff[..., None])  # (K, n, d_o, 1)
         maha = np.einsum("knoi,knoi->kn", z, z)
         log_det = np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)
-        u = solve_triangular(chol, z, lower=True, trans="T")[..., 0]  # T^-1 diff, (K, n, d_o)
+        u = _solve_lower_transposed(chol, z)[..., 0]  # T^-1 diff, (K, n, d_o)
         np.einsum("kod,kno->knd", cov_o, u, out=shifted)
-        cond_cov = solve_triangular(
-            chol, np.broadcast_to(cov_o[:, None], (*chol.shape[:2], d_o, data.n_features)),
-            lower=True,
-        )  # fmt: skip
+        cond_cov = _solve_lower(
+            chol, np.broadcast_to(cov_o[:, None], (*chol.shape[:2], *cov_o.shape[1:]))
+        )
     log_prob = np.ascontiguousarray((-0.5 * maha - log_det - 0.5 * d_o * LOG_2PI).T)
     return _BlockTerms(log_prob, shifted, cond_cov)
+
+
+def _solve_lower(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``L^-1 b`` for a stack of lower-triangular ``L`` (..., d, d) and ``b`` (..., d, m),
+    by forward substitution vectorised over the stack (d is small; scipy's batched
+    triangular solve loops in Python over the stack)."""
+    x = np.empty(np.broadcast_shapes(L.shape[:-2], b.shape[:-2]) + b.shape[-2:])
+    for j in range(L.shape[-1]):
+        acc = b[..., j, :] - np.einsum("...l,...lm->...m", L[..., j, :j], x[..., :j, :])
+        x[..., j, :] = acc / L[..., j, j, None]
+    return x
+
+
+def _solve_lower_transposed(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``L^-T b`` (back substitution), shapes as :func:`_solve_lower`."""
+    d = L.shape[-1]
+    x = np.empty(np.broadcast_shapes(L.shape[:-2], b.shape[:-2]) + b.shape[-2:])
+    for j in range(d - 1, -1, -1):
+        acc = b[..., j, :] - np.einsum("...l,...lm->...m", L[..., j + 1 :, j], x[..., j + 1 :, :])
+        x[..., j, :] = acc / L[..., j, j, None]
+    return x
 
 
 def _log_weights(params: MixtureParams) -> np.ndarray:
@@ -322,6 +342,8 @@ def _per_row(data, params, covariance_type, *, means: bool):
         block_resp = terms.log_prob
         with np.errstate(over="ignore", invalid="ignore"):
             responsibilities_inplace(block_resp, log_weights, ones[rows], log_norm[rows])
+        if block.observed.size == 0:  # p(nothing) = 1 exactly, not a rounded sum of weights
+            log_norm[rows] = 0.0
         resp[rows] = block_resp
         if means:
             posterior[rows] = block_resp @ params.means + np.einsum(
