@@ -66,26 +66,27 @@ def responsibilities_inplace(
 def incomplete_block_statistics(
     X: np.ndarray,
     observed: np.ndarray,
-    missing: np.ndarray,
     means: np.ndarray,
     whiten: np.ndarray,
-    gain: np.ndarray,
     offset: np.ndarray,
     row_weight: np.ndarray,
 ):
-    """E-step and expected sufficient statistics of rows sharing one missingness pattern.
+    """E-step and observed-coordinate statistics of rows sharing one missingness pattern.
+
+    Without noise, ``E[x_i | x_io, k] - mu_k`` is a linear map of ``d_ik = x_io - mu_ko``
+    (the identity on the observed coordinates, ``Sigma_mo Sigma_oo^-1`` on the missing
+    ones), the same for every row of the pattern: the caller maps these sums to all
+    coordinates once per pattern.
 
     Parameters
     ----------
     X : ndarray (n_rows, n_features)
         The rows (NaN at the missing coordinates, which are not read).
-    observed, missing : ndarray of int64, (d_o,) and (d_m,)
-        The pattern's observed and missing features (d_o >= 1).
+    observed : ndarray of int64 (d_o,)
+        The pattern's observed features (d_o >= 1).
     means : ndarray (n_components, n_features)
     whiten : ndarray (n_components, d_o, d_o)
         ``L^-T`` with ``L L' = Sigma_oo``: ``z = (x_o - mu_o) @ whiten``.
-    gain : ndarray (n_components, d_o, d_m)
-        ``Sigma_oo^-1 Sigma_om``: ``E[x_m | x_o, k] - mu_m = (x_o - mu_o) @ gain``.
     offset : ndarray (n_components,)
         ``log w_k - log det L_k - d_o / 2 log 2 pi``.
     row_weight : ndarray (n_rows,)
@@ -95,20 +96,19 @@ def incomplete_block_statistics(
     log_likelihood : float
         ``sum_i row_weight_i log p(x_io)`` (NaN or -inf if a row has zero density).
     resp_sum : ndarray (n_components,)
-    first : ndarray (n_components, n_features)
-        ``sum_i r_ik d_ik``, ``d_ik = E[x_i | x_io, k] - mu_k``.
-    second : ndarray (n_components, n_features, n_features)
-        ``sum_i r_ik d_ik d_ik'`` (without the conditional covariances).
+    first : ndarray (n_components, d_o)
+        ``sum_i r_ik d_ik``.
+    second : ndarray (n_components, d_o, d_o)
+        ``sum_i r_ik d_ik d_ik'``.
     """
-    n_rows, n_features = X.shape
+    n_rows = X.shape[0]
     n_components = means.shape[0]
-    d_o, d_m = observed.shape[0], missing.shape[0]
-    first = np.zeros((n_components, n_features))
-    second = np.zeros((n_components, n_features, n_features))
+    d_o = observed.shape[0]
+    first = np.zeros((n_components, d_o))
+    second = np.zeros((n_components, d_o, d_o))
     resp_sum = np.zeros(n_components)
     diff = np.empty((n_components, d_o))
     log_prob = np.empty(n_components)
-    d = np.empty(n_features)
     log_likelihood = 0.0
     for i in range(n_rows):
         peak = -np.inf
@@ -118,7 +118,7 @@ def incomplete_block_statistics(
             maha = 0.0
             for b in range(d_o):
                 z = 0.0
-                for a in range(d_o):
+                for a in range(b + 1):  # whiten is upper triangular
                     z += diff[k, a] * whiten[k, a, b]
                 maha += z * z
             v = offset[k] - 0.5 * maha
@@ -137,23 +137,14 @@ def incomplete_block_statistics(
         scale = row_weight[i] / total
         for k in range(n_components):
             r = log_prob[k] * scale
-            if r == 0.0:
-                continue
             resp_sum[k] += r
             for a in range(d_o):
-                d[observed[a]] = diff[k, a]
-            for c in range(d_m):
-                s = 0.0
-                for a in range(d_o):
-                    s += diff[k, a] * gain[k, a, c]
-                d[missing[c]] = s
-            for a in range(n_features):
-                ra = r * d[a]
+                ra = r * diff[k, a]
                 first[k, a] += ra
-                for b in range(a, n_features):
-                    second[k, a, b] += ra * d[b]
+                for b in range(a, d_o):
+                    second[k, a, b] += ra * diff[k, b]
     for k in range(n_components):
-        for a in range(n_features):
-            for b in range(a + 1, n_features):
+        for a in range(d_o):
+            for b in range(a + 1, d_o):
                 second[k, b, a] = second[k, a, b]
     return log_likelihood, resp_sum, first, second

@@ -161,12 +161,15 @@ class _BlockTerms(NamedTuple):
     cond_cov: np.ndarray  # (K, d_m, d_m) noise-free, or (K, n_rows, d_o, D) noisy factors
 
 
-def _block_terms(data: IncompleteData, block: _Block, params: MixtureParams, cov, cache):
+def _block_terms(
+    data: IncompleteData, block: _Block, params: MixtureParams, cov, cache, *, need: int = 2
+):
     """Log-densities of a block's rows and their conditional expectations per component.
 
     Noise-free: ``cond_cov`` is ``B_k`` on the missing block, the same for every row.
     Noisy: ``cond_cov`` holds ``W_ik = L_ik^-1 Sigma_{k,o:}`` (``L_ik L_ik' = T_ik``), so
-    that ``B_ik = Sigma_k - W_ik' W_ik``.
+    that ``B_ik = Sigma_k - W_ik' W_ik``. ``need``: 0 the log-densities only (``shifted``
+    and ``cond_cov`` None for noisy rows), 1 also ``shifted``, 2 everything.
     """
     o, m = block.observed, block.missing
     X = data.X[block.rows]
@@ -196,11 +199,14 @@ def _block_terms(data: IncompleteData, block: _Block, params: MixtureParams, cov
         z = _solve_lower(chol, diff[..., None])  # (K, n, d_o, 1)
         maha = np.einsum("knoi,knoi->kn", z, z)
         log_det = np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)
-        u = _solve_lower_transposed(chol, z)[..., 0]  # T^-1 diff, (K, n, d_o)
-        np.einsum("kod,kno->knd", cov_o, u, out=shifted)
-        cond_cov = _solve_lower(
-            chol, np.broadcast_to(cov_o[:, None], (*chol.shape[:2], *cov_o.shape[1:]))
-        )
+        shifted = cond_cov = None
+        if need >= 1:
+            u = _solve_lower_transposed(chol, z)[..., 0]  # T^-1 diff, (K, n, d_o)
+            shifted = np.einsum("kod,kno->knd", cov_o, u)
+        if need >= 2:
+            cond_cov = _solve_lower(
+                chol, np.broadcast_to(cov_o[:, None], (*chol.shape[:2], *cov_o.shape[1:]))
+            )
     log_prob = np.ascontiguousarray((-0.5 * maha - log_det - 0.5 * d_o * LOG_2PI).T)
     return _BlockTerms(log_prob, shifted, cond_cov)
 
@@ -294,14 +300,27 @@ def _sweep_block(data, block, params, cov, cache, log_weights):
     weight = data.sample_weight[block.rows]
     if data.noise is None and block.observed.size:
         terms = cache[block.pattern]
-        offset = log_weights - terms.log_det - 0.5 * block.observed.size * LOG_2PI
-        log_likelihood, resp_sum, first, second = incomplete_block_statistics(
-            data.X[block.rows], block.observed, block.missing, params.means, terms.whiten,
-            terms.gain, offset, weight,
-        )  # fmt: skip
-        if block.missing.size and np.isfinite(log_likelihood):
-            ix = np.ix_(np.arange(n_components), block.missing, block.missing)
-            second[ix] += resp_sum[:, None, None] * terms.cond_cov
+        o, m = block.observed, block.missing
+        offset = log_weights - terms.log_det - 0.5 * o.size * LOG_2PI
+        log_likelihood, resp_sum, first_o, second_o = incomplete_block_statistics(
+            data.X[block.rows], o, params.means, terms.whiten, offset, weight
+        )
+        if not np.isfinite(log_likelihood):
+            return log_likelihood, resp_sum, np.zeros((n_components, n_features)), None
+        # E[x - mu_k | x_o, k] = A_k d with A_k = I on the observed, gain_k' on the missing
+        first = np.zeros((n_components, n_features))
+        second = np.zeros((n_components, n_features, n_features))
+        first[:, o] = first_o
+        second[:, o[:, None], o] = second_o
+        if m.size:
+            gain_t = np.swapaxes(terms.gain, 1, 2)  # (K, d_m, d_o)
+            cross = gain_t @ second_o  # (K, d_m, d_o)
+            first[:, m] = np.einsum("kmo,ko->km", gain_t, first_o)
+            second[:, m[:, None], o] = cross
+            second[:, o[:, None], m] = np.swapaxes(cross, 1, 2)
+            second[:, m[:, None], m] = cross @ terms.gain + resp_sum[:, None, None] * (
+                terms.cond_cov
+            )
         return log_likelihood, resp_sum, first, second
     terms = _block_terms(data, block, params, cov, cache)
     log_norm = np.empty(len(weight))
@@ -397,7 +416,7 @@ def _per_row(data, params, covariance_type, *, means: bool):
     cache: dict = {}
     for block in data.blocks:
         rows = block.rows
-        terms = _block_terms(data, block, params, cov, cache)
+        terms = _block_terms(data, block, params, cov, cache, need=int(means))
         block_resp = terms.log_prob
         with np.errstate(over="ignore", invalid="ignore"):
             responsibilities_inplace(block_resp, log_weights, ones[rows], log_norm[rows])
