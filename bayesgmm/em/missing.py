@@ -39,7 +39,11 @@ from typing import NamedTuple
 import numpy as np
 
 from bayesgmm.em.gaussian import LOG_2PI, full_covariances, scatter_from_moments
-from bayesgmm.em.kernels import incomplete_block_statistics, responsibilities_inplace
+from bayesgmm.em.kernels import (
+    incomplete_block_statistics,
+    noisy_block_statistics,
+    responsibilities_inplace,
+)
 from bayesgmm.em.sweep import N_THREADS, MixtureParams, Moments, single_threaded_blas
 
 __all__ = [
@@ -321,6 +325,14 @@ def _sweep_block(data, block, params, cov, cache, log_weights):
             second[:, m[:, None], m] = cross @ terms.gain + resp_sum[:, None, None] * (
                 terms.cond_cov
             )
+        return log_likelihood, resp_sum, first, second
+    if block.observed.size:  # noisy rows
+        log_likelihood, resp_sum, first, second = noisy_block_statistics(
+            data.X[block.rows], block.observed, params.means, cov,
+            np.ascontiguousarray(data.noise_block(block)), log_weights, weight,
+        )  # fmt: skip
+        if np.isfinite(log_likelihood):
+            second += resp_sum[:, None, None] * cov
         return log_likelihood, resp_sum, first, second
     terms = _block_terms(data, block, params, cov, cache)
     log_norm = np.empty(len(weight))
