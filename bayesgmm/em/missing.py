@@ -18,12 +18,17 @@ type: the diagonal for 'diag', the trace for 'spherical', the sum over component
 'tied'; the MAP M-step of :mod:`bayesgmm.em.priors` takes the same statistics). Each
 iteration raises the observed-data log-likelihood (plus log prior).
 
-Cost. Rows are sorted once by missingness pattern. Without noise, ``T_ik`` depends only
-on the pattern and the component: one Cholesky factor of ``Sigma_{k,oo}`` per (pattern,
-component) serves every row of the pattern, the rows are whitened by one batched
-triangular solve, and ``B`` is one matrix per (pattern, component); the pass costs about
-what the complete-data pass costs. With noise every row has its own ``T_ik``: batched
-Cholesky factors of (rows x components) small matrices, as extreme deconvolution needs.
+Cost. Rows are sorted once by missingness pattern and cut into blocks, which run in
+parallel threads. Without noise, ``T_ik`` depends only on the pattern and the component:
+one Cholesky factor of ``Sigma_{k,oo}`` per (pattern, component) per iteration serves
+every row of the pattern, and ``b_ik - mu_k`` is a fixed linear map of ``x_io - mu_ko``,
+so the fused kernel :func:`~bayesgmm.em.kernels.incomplete_block_statistics` accumulates
+only the observed coordinates' moments per row, mapped to all coordinates (plus ``B``)
+once per pattern: the pass costs about what the complete-data pass costs (1.3-2x at
+N = 1e5, D = 5, K = 4 with 30% missing; ``benchmarks/em_missing.py``). With noise every
+row has its own ``T_ik``: :func:`~bayesgmm.em.kernels.noisy_block_statistics` factors it
+row by row, as extreme deconvolution needs. Per-row outputs (predictions, imputations)
+and the initialisation use batched NumPy.
 
 Rows with no observed coordinate carry no information: :class:`IncompleteData` keeps them
 (their responsibilities are the weights and their log-likelihood 0); the estimator drops
@@ -125,7 +130,7 @@ class IncompleteData:
             start += count
 
     def noise_block(self, block: _Block) -> np.ndarray | None:
-        """The blocks's error covariances on its observed features, (n_rows, d_o, d_o)."""
+        """The block's error covariances on its observed features, (n_rows, d_o, d_o)."""
         if self.noise is None:
             return None
         o = block.observed
