@@ -467,7 +467,7 @@ def conditional_means(data: IncompleteData, params: MixtureParams, covariance_ty
 
 
 def observed_mean_and_covariance(
-    X: np.ndarray, sample_weight=None, *, tol: float = 1e-12, max_iter: int = 1000
+    X: np.ndarray, sample_weight=None, *, tol: float = 1e-10, max_iter: int = 1000
 ):
     """Maximum-likelihood mean and covariance of one Gaussian from rows with NaN (EM).
 
