@@ -606,7 +606,12 @@ def test_dataframe_with_nan_keeps_feature_names():
     assert list(gm.feature_names_in_) == ["length", "width", "depth"]
     # (a DataFrame's array is Fortran-ordered: equal up to the order of the sums)
     assert_allclose(gm.means_, GaussianMixture(2, random_state=0).fit(X).means_, rtol=1e-12)
-    assert_allclose(gm.impute(frame), gm.impute(X), rtol=1e-12)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        from_array = gm.impute(X)
+    assert_allclose(gm.impute(frame), from_array, rtol=1e-12)
     frame["depth"] = np.nan
-    with pytest.raises(ValueError, match=r"feature\(s\) \['depth'\] have no observed value"):
+    with (
+        pytest.raises(ValueError, match=r"feature\(s\) \['depth'\] have no observed value"),
+        pytest.warns(UserWarning, match="every coordinate missing"),  # rows now all NaN
+    ):
         GaussianMixture(2).fit(frame)
