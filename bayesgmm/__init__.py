@@ -15,6 +15,9 @@ MPMA, GibbsMPMA, build_mpma_model
     Mixture probabilistic matrix approximation for collaborative filtering
     (:mod:`bayesgmm.mpma`, Chen et al. 2016): MAP-EM, Gibbs sampling with hierarchical
     priors, and the PyMC posterior.
+DAGMM
+    The deep autoencoding Gaussian mixture for anomaly detection (:mod:`bayesgmm.dagmm`,
+    Zong et al. 2018), trained in PyTensor.
 run_spec
     ``bayesgmm run``: a TOML run spec in, a directory of results out.
 datasets
@@ -45,9 +48,11 @@ _LAZY = {
     "GibbsMPMA": "bayesgmm.mpma.estimator",
     "build_mpma_model": "bayesgmm.mpma.model",
     "run_spec": "bayesgmm.run",
+    "DAGMM": "bayesgmm.dagmm.estimator",
 }
 
 __all__ = [
+    "DAGMM",
     "MPMA",
     "BayesGMM",
     "CollapsedComponentError",
