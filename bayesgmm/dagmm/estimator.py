@@ -260,7 +260,7 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
         validate_data(self, X, reset=True, skip_check_array=True)
         check_no_constant_features(X, None)
         n = len(X)
-        n_val = int(round(self.validation_fraction * n))
+        n_val = round(self.validation_fraction * n)
         if n - n_val < self.batch_size:
             raise ValueError(
                 f"X has {n} rows, {n - n_val} of them for training after the validation "
@@ -306,7 +306,10 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
         out = forward(arch, self.network_weights_, Xs)
         params = mixture_from_memberships(out.z, out.gamma, self.reg_covar)
         self.weights_, self.means_ = params.weights, params.means
-        self.covariances_, self.precisions_cholesky_ = params.covariances, params.precisions_cholesky
+        self.covariances_, self.precisions_cholesky_ = (
+            params.covariances,
+            params.precisions_cholesky,
+        )
         self.offset_ = float(np.quantile(-sample_energy(out.z, params), self.contamination))
         return self
 

@@ -144,4 +144,3 @@ def loss_terms(
     penalty = pt.sum(1.0 / _diagonal(sigma))
     total = recon + lambda_energy * mean_energy + lambda_cov * penalty
     return total, recon, mean_energy, penalty
-

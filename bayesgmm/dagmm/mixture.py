@@ -53,4 +53,9 @@ def loss_terms(
     energy = float(np.mean(sample_energy(out.z, params)))
     penalty = float(np.sum(1.0 / np.diagonal(params.covariances, axis1=1, axis2=2)))
     total = recon + lambda_energy * energy + lambda_cov * penalty
-    return {"total": total, "reconstruction": recon, "energy": energy, "covariance_penalty": penalty}
+    return {
+        "total": total,
+        "reconstruction": recon,
+        "energy": energy,
+        "covariance_penalty": penalty,
+    }

@@ -17,6 +17,7 @@ estimation network. ``W`` has shape (fan_in, fan_out), ``b`` (fan_out,).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -91,9 +92,7 @@ class Architecture:
     def layer_shapes(self) -> list[tuple[str, int, int]]:
         """``(network, fan_in, fan_out)`` of every layer, in the flat weight order."""
         return [
-            (net, a, b)
-            for net, sizes in self.layer_sizes().items()
-            for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+            (net, a, b) for net, sizes in self.layer_sizes().items() for a, b in pairwise(sizes)
         ]
 
     def n_layers(self, network: str) -> int:

@@ -68,8 +68,7 @@ def compile_train_step(
     from bayesgmm.dagmm.graph import loss_terms
 
     shared = [
-        pytensor.shared(np.array(w, dtype=np.float64), name=f"w{i}")
-        for i, w in enumerate(weights)
+        pytensor.shared(np.array(w, dtype=np.float64), name=f"w{i}") for i, w in enumerate(weights)
     ]
     x = pt.matrix("x", dtype="float64")
     masks = [pt.matrix(f"mask{i}", dtype="float64") for i in range(len(arch.estimation_widths))]
@@ -153,15 +152,15 @@ def train(
             sums = np.zeros(len(LOSS_TERMS))
             batches = _batches(len(X_train), batch_size, rng)
             for rows in batches:
-                masks = [
-                    (rng.random((len(rows), w)) < keep) / keep for w in arch.estimation_widths
-                ]
+                masks = [(rng.random((len(rows), w)) < keep) / keep for w in arch.estimation_widths]
                 terms = np.array(step(X_train[rows], *masks), dtype=np.float64)
                 if not np.isfinite(terms).all():
                     raise _diverged(epoch, terms, reg_covar)
                 sums += terms
             record = {"epoch": epoch}
-            record |= {f"train_{k}": v for k, v in zip(LOSS_TERMS, sums / len(batches), strict=True)}
+            record |= {
+                f"train_{k}": v for k, v in zip(LOSS_TERMS, sums / len(batches), strict=True)
+            }
             current = [s.get_value() for s in shared]
             if X_val is not None:
                 val = numpy_loss_terms(

@@ -41,7 +41,7 @@ def pieces():
     (z, gamma) -> phi, mu, sigma, energy for given memberships."""
     x = pt.matrix("x")
     ws = [pt.matrix(f"w{i}") if i % 2 == 0 else pt.vector(f"w{i}") for i in range(12)]
-    code, x_hat, z = graph.compression(x, ARCH, ws)
+    _, _, z = graph.compression(x, ARCH, ws)
     gamma = graph.memberships(z, ARCH, ws)
     phi, mu, sigma = graph.mixture_parameters(z, gamma)
     energy = graph.energy(z, phi, mu, sigma)
@@ -94,7 +94,7 @@ def test_energy_equals_the_em_engine_log_density(pieces):
 def test_graph_equals_the_numpy_forward_pass_and_loss(pieces, case):
     net, _ = pieces
     X, weights, _ = case
-    z, gamma, phi, mu, sigma, energy, total, recon, mean_energy, penalty = net(X, *weights)
+    z, gamma, _, _, _, energy, total, recon, mean_energy, penalty = net(X, *weights)
     ref = forward(ARCH, weights, X)
     assert_allclose(z, ref.z, rtol=1e-12, atol=1e-12)
     assert_allclose(gamma, ref.gamma, rtol=1e-12, atol=1e-14)
