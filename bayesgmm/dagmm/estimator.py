@@ -140,7 +140,7 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
     n_features_in_ : int
     """
 
-    _file_format = "bayesgmm.DAGMM/1"
+    _file_format = "bayesgmm.DAGMM/2"  # the format generation every estimator shares
 
     def __init__(
         self,
