@@ -326,6 +326,11 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
         Xs = (X - self.mean_) / self.scale_
         return forward(self._architecture(self.n_features_in_), self.network_weights_, Xs)
 
+    def architecture(self) -> Architecture:
+        """The fitted networks' shapes (:class:`bayesgmm.dagmm.network.Architecture`)."""
+        check_is_fitted(self)
+        return self._architecture(self.n_features_in_)
+
     def _params(self) -> MixtureParams:
         return MixtureParams(
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
