@@ -5,7 +5,8 @@ anomaly scores of test rows (higher is more anomalous).
   same compression network trained as a plain autoencoder (``lambda_energy = lambda_cov =
   0``), then a Gaussian mixture (the EM engine) fitted to the code;
 - :func:`pca_gmm_scores`: standardise, PCA to ``n_dims`` dimensions, then the mixture;
-- :func:`gmm_scores`: the mixture on the standardised raw features.
+- :func:`gmm_scores`: the mixture on the standardised raw features;
+- :func:`dagmm_refit_scores`: DAGMM's ``z`` with the mixture refitted by EM.
 
 Mixture scores are negative log-densities (energies), like DAGMM's.
 """
@@ -18,7 +19,13 @@ from sklearn.preprocessing import StandardScaler
 
 from bayesgmm.em.estimator import GaussianMixture
 
-__all__ = ["dagmm_scores", "gmm_scores", "pca_gmm_scores", "two_step_scores"]
+__all__ = [
+    "dagmm_refit_scores",
+    "dagmm_scores",
+    "gmm_scores",
+    "pca_gmm_scores",
+    "two_step_scores",
+]
 
 
 def _mixture_energy(train: np.ndarray, test: np.ndarray, n_components: int, seed: int):
@@ -31,6 +38,14 @@ def dagmm_scores(X_train, X_test, *, seed: int = 0, **params) -> np.ndarray:
     from bayesgmm.dagmm.estimator import DAGMM
 
     return DAGMM(random_state=seed, **params).fit(X_train).energy(X_test)
+
+
+def dagmm_refit_scores(model, X_train, X_test, *, seed: int = 0) -> np.ndarray:
+    """A fitted DAGMM's representation with its mixture refitted by EM (maximum
+    likelihood on ``model.transform(X_train)``, the point estimate that the Bayesian step
+    of :mod:`bayesgmm.dagmm.bayes` centres on) instead of the membership mixture."""
+    z_train, z_test = model.transform(X_train), model.transform(X_test)
+    return _mixture_energy(z_train, z_test, model.n_components, seed)
 
 
 def two_step_scores(X_train, X_test, *, seed: int = 0, **params) -> np.ndarray:
