@@ -151,3 +151,10 @@ def test_bad_input_is_refused(X, make_X, params, match):
 def test_contamination_of_wrong_type():
     with pytest.raises(TypeError, match="contamination must be"):
         DAGMM(contamination="auto").fit(np.random.default_rng(0).normal(size=(50, 2)))
+
+
+def test_a_singular_batch_covariance_is_an_error_naming_reg_covar(X):
+    # batches of 2 rows: every component's covariance of the 3-D z has rank <= 1
+    model = DAGMM(**{**PARAMS, "batch_size": 2, "max_epochs": 1, "validation_fraction": 0.0})
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 1.*reg_covar"):
+        model.fit(X[:20])
