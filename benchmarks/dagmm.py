@@ -59,7 +59,7 @@ SETTINGS = {
         max_epochs=200, learning_rate=1e-3, patience=20,
     ),
     "digits": dict(
-        n_components=2, encoder_widths=(32, 8), latent_dim=1, batch_size=16,
+        n_components=2, encoder_widths=(32, 8), latent_dim=1, batch_size=16,  # 89 rows
         max_epochs=200, learning_rate=1e-3, patience=20,
     ),
     # the paper's KDDCUP99 network and schedule
@@ -88,10 +88,13 @@ def methods(setting: dict) -> dict:
     fitted = {}
 
     def dagmm(tr, te, seed):
+        fitted.pop("model", None)
         fitted["model"] = DAGMM(random_state=seed, **setting).fit(tr)
         return fitted["model"].energy(te)
 
     def dagmm_refit(tr, te, seed):  # the model of the DAGMM row (run just before)
+        if "model" not in fitted:
+            raise ValueError("the DAGMM fit of this seed failed")
         return dagmm_refit_scores(fitted.pop("model"), tr, te, seed=seed)
 
     table = {

@@ -52,12 +52,19 @@ class ProtocolSplit:
 
 
 def protocol_split(data: AnomalyData, seed: int) -> ProtocolSplit:
-    """Half the normal rows (at random) for training; the rest and all anomalies to test."""
+    """Half the normal rows (at random) for training; the rest and all anomalies to test.
+
+    Features constant over the training rows (a pixel that is blank in every training
+    digit) are dropped from both sets: no density model can use them, and the mixtures
+    refuse them.
+    """
     rng = np.random.default_rng(seed)
     normal = rng.permutation(np.flatnonzero(data.y == 0))
     half = len(normal) // 2
     test = np.concatenate([normal[half:], np.flatnonzero(data.y == 1)])
-    return ProtocolSplit(data.X[normal[:half]], data.X[test], data.y[test])
+    X_train = data.X[normal[:half]]
+    keep = np.ptp(X_train, axis=0) > 0
+    return ProtocolSplit(X_train[:, keep], data.X[test][:, keep], data.y[test])
 
 
 def top_fraction(scores: np.ndarray, fraction: float) -> np.ndarray:

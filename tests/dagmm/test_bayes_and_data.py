@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from bayesgmm import DAGMM, GaussianMixture
 from bayesgmm.dagmm.bayes import energy_intervals, fit_latent_posterior, flag_uncertain
 from bayesgmm.dagmm.evaluation import (
+    AnomalyData,
     load_kddcup99,
     make_synthetic,
     precision_recall_f1,
@@ -27,10 +28,23 @@ def test_protocol_split_and_metrics():
     # no training row is a test row, no anomaly is trained on
     train = {r.tobytes() for r in split.X_train}
     assert not train & {r.tobytes() for r in split.X_test}
+    # a feature constant over the training rows is dropped from both sets
+    X = data.X.copy()
+    X[data.y == 0, 3] = 7.0
+    X[data.y == 1, 3] = 9.0
+    dropped = protocol_split(AnomalyData(X, data.y, "x"), seed=0)
+    assert dropped.X_train.shape[1] == dropped.X_test.shape[1] == 9
+    assert_array_equal(dropped.X_test, np.delete(X, 3, axis=1)[_test_rows(X, dropped)])
     y = np.array([1, 1, 0, 0, 0])
     flags = top_fraction(np.array([5.0, 1.0, 4.0, 0.0, -1.0]), 0.4)
     assert_array_equal(flags, [1, 0, 1, 0, 0])
     assert precision_recall_f1(y, flags) == (0.5, 0.5, 0.5)
+
+
+def _test_rows(X, split):
+    """Indices of the rows of ``X`` (columns but 3) that form ``split.X_test``."""
+    rows = {r.tobytes(): i for i, r in enumerate(np.delete(X, 3, axis=1))}
+    return [rows[r.tobytes()] for r in split.X_test]
 
 
 def _kdd_row(label: bytes, service: bytes, duration: int):
