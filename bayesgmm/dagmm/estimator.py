@@ -138,6 +138,25 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
     stopped_early_ : bool
     compile_seconds_, train_seconds_ : float
     n_features_in_ : int
+
+    Examples
+    --------
+    Rows near a line in 6-D, and a few off it:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> t = rng.normal(size=(400, 1))
+    >>> X = np.hstack([t, 2 * t, -t, t**2, np.sin(t), 0.5 * t]) + 0.05 * rng.normal(size=(400, 6))
+    >>> from bayesgmm import DAGMM
+    >>> model = DAGMM(2, encoder_widths=(8,), batch_size=64, max_epochs=5,
+    ...               learning_rate=1e-3, contamination=0.05, random_state=0).fit(X)
+    >>> model.transform(X).shape                      # z = [code, rel. distance, cosine]
+    (400, 3)
+    >>> labels = model.predict(X)                      # +1 inlier, -1 anomaly
+    >>> sorted(set(labels.tolist())), round(float((labels == -1).mean()), 2)
+    ([-1, 1], 0.05)
+    >>> list(model.trace_.columns[:3])
+    ['epoch', 'train_total', 'train_reconstruction']
     """
 
     _file_format = "bayesgmm.DAGMM/2"  # the format generation every estimator shares
