@@ -275,9 +275,9 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
         from bayesgmm.dagmm.training import train
 
         self._check_params()
-        X = check_data_matrix(X, min_samples=2)
-        validate_data(self, X, reset=True, skip_check_array=True)
-        check_no_constant_features(X, None)
+        raw, X = X, check_data_matrix(X, min_samples=2)
+        validate_data(self, raw, reset=True, skip_check_array=True)  # feature names, count
+        check_no_constant_features(X, None, getattr(self, "feature_names_in_", None))
         n = len(X)
         n_val = round(self.validation_fraction * n)
         if n - n_val < self.batch_size:
@@ -335,8 +335,8 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
     # --------------------------------------------------------------- inference
     def _forward(self, X):
         check_is_fitted(self)
-        X = check_data_matrix(X)
-        validate_data(self, X, reset=False, skip_check_array=True)
+        raw, X = X, check_data_matrix(X)
+        validate_data(self, raw, reset=False, skip_check_array=True)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but DAGMM was fitted with "

@@ -158,3 +158,12 @@ def test_a_singular_batch_covariance_is_an_error_naming_reg_covar(X):
     model = DAGMM(**{**PARAMS, "batch_size": 2, "max_epochs": 1, "validation_fraction": 0.0})
     with pytest.raises(FloatingPointError, match=r"diverged in epoch 1.*reg_covar"):
         model.fit(X[:20])
+
+
+def test_dataframe_columns_are_named(X):
+    import pandas as pd
+
+    frame = pd.DataFrame(X[:300], columns=[f"f{i}" for i in range(10)])
+    frame["year"] = 2024.0
+    with pytest.raises(ValueError, match=r"\['year'\] are constant"):
+        DAGMM(**PARAMS).fit(frame)
