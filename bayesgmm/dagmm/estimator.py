@@ -287,6 +287,14 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
                 f"batch_size={self.batch_size}: lower batch_size (e.g. batch_size="
                 f"{max(2, (n - n_val) // 4)}) or give more rows"
             )
+        z_dim = int(self.latent_dim) + 2
+        if 0 < n_val <= z_dim:
+            raise ValueError(
+                f"the validation split has {n_val} rows (validation_fraction="
+                f"{self.validation_fraction} of {n}), too few for the mixture's "
+                f"{z_dim}-dimensional covariances: raise validation_fraction or set it to 0 "
+                "(no early stopping)"
+            )
         rng = np.random.default_rng(self.random_state)
         arch = self._architecture(X.shape[1])
         weights = initial_weights(arch, rng)

@@ -128,6 +128,7 @@ def _with(X, row, col, value):
         (lambda X: X, {"encoder_widths": (8, 0)}, r"every entry of encoder_widths must be"),
         (lambda X: X, {"validation_fraction": 0.5}, r"validation_fraction must be in"),
         (lambda X: X[:, 0], {}, r"X must be 2-D"),
+        (lambda X: X[:200], {"validation_fraction": 0.01}, r"validation split has 2 rows"),
     ],
     ids=[
         "nan",
@@ -141,6 +142,7 @@ def _with(X, row, col, value):
         "widths",
         "validation",
         "1-D",
+        "tiny-validation",
     ],
 )
 def test_bad_input_is_refused(X, make_X, params, match):
