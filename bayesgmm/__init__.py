@@ -19,6 +19,9 @@ fisher_vector, fisher_vectors, FisherVectors, posterior_fisher_vectors
     Fisher vectors of descriptor sets from a fitted mixture (:mod:`bayesgmm.fisher`, every
     covariance type; equal to scikit-image's for diagonal mixtures), the scikit-learn
     transformer, and their posterior mean and sd from a ``BayesGMM``.
+DAGMM
+    The deep autoencoding Gaussian mixture for anomaly detection (:mod:`bayesgmm.dagmm`,
+    Zong et al. 2018), trained in PyTensor.
 run_spec
     ``bayesgmm run``: a TOML run spec in, a directory of results out.
 datasets
@@ -53,9 +56,11 @@ _LAZY = {
     "fisher_vectors": "bayesgmm.fisher.encoding",
     "FisherVectors": "bayesgmm.fisher.transformer",
     "posterior_fisher_vectors": "bayesgmm.gmm.fisher",
+    "DAGMM": "bayesgmm.dagmm.estimator",
 }
 
 __all__ = [
+    "DAGMM",
     "MPMA",
     "BayesGMM",
     "CollapsedComponentError",

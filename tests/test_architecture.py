@@ -245,6 +245,7 @@ PUBLIC = (
     "select_n_components",
     "anomaly_scores",
     "datasets",
+    "DAGMM",
 )
 
 

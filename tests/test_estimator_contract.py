@@ -1,6 +1,6 @@
 """Contract tests: sections 1-10 for bayesgmm.GaussianMixture (scikit-learn API, input
 validation, sample weights, model selection, warm start, save/load); section 11 one contract
-over every estimator (GaussianMixture, BayesGMM, MPMA, GibbsMPMA): clone and get_params,
+over every estimator (GaussianMixture, BayesGMM, MPMA, GibbsMPMA, DAGMM): clone and get_params,
 NotFittedError, an exact save/load round trip, and the one file format's refusals and atomic
 writes (:mod:`bayesgmm.io`).
 
@@ -31,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from bayesgmm import (
+    DAGMM,
     MPMA,
     BayesGMM,
     CollapsedComponentError,
@@ -680,6 +681,15 @@ def _mpma_calls(est, frame) -> dict:
 
 
 _MIXTURE_METHODS = ("predict", "predict_proba", "score_samples", "score")
+_DETECTOR_METHODS = ("predict", "decision_function", "score_samples", "transform")
+
+
+def _detector_predictions(est, X) -> dict:
+    return {name: getattr(est, name)(X) for name in _DETECTOR_METHODS}
+
+
+def _detector_calls(est, X) -> dict:
+    return {name: lambda m=name: getattr(est, m)(X) for name in _DETECTOR_METHODS}
 
 CASES = {
     "GaussianMixture": Case(
@@ -728,6 +738,20 @@ CASES = {
         _mpma_predictions,
         _mpma_calls,
     ),
+    "DAGMM": Case(
+        lambda: DAGMM(  # 3 epochs of a tiny network: the file format is under test
+            2,
+            encoder_widths=(4,),
+            estimation_widths=(4,),
+            batch_size=32,
+            max_epochs=3,
+            learning_rate=1e-3,
+            random_state=0,
+        ),
+        _mixture_data,
+        _detector_predictions,
+        _detector_calls,
+    ),
 }
 #: For each estimator, another whose file it must refuse (GibbsMPMA is an MPMA subclass).
 OTHER = {
@@ -735,6 +759,7 @@ OTHER = {
     "BayesGMM": "GaussianMixture",
     "MPMA": "GibbsMPMA",
     "GibbsMPMA": "MPMA",
+    "DAGMM": "GaussianMixture",
 }
 _FITTED: dict[str, tuple[Any, Any]] = {}
 
