@@ -40,7 +40,7 @@ _SHIFT = np.uint64(11)
 _INV_2_53 = 1.0 / 9007199254740992.0
 
 
-@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
 def log_energy(la, ma, va, lb, mb, vb, gscale, gla, gma, gva, glb, gmb, gvb, work):
     """log xi(a, b) for mixtures a and b; adds ``gscale * d log xi / d params`` to ``g*``.
 
@@ -128,7 +128,7 @@ def log_energy(la, ma, va, lb, mb, vb, gscale, gla, gma, gva, glb, gmb, gvb, wor
     return le
 
 
-@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
 def adagrad_step(
     logits, means, variances, acc_l, acc_m, acc_v, gl, gm, gv, scale, lr, eps,
     var_min, var_max, max_norm,
@@ -173,7 +173,7 @@ def adagrad_step(
             variances[i, k] = min(max(variances[i, k] - step * gv[i, k], var_min), var_max)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _uniform(state):
     state[0] = state[0] * _LCG_MUL + _LCG_ADD
     return float(state[0] >> _SHIFT) * _INV_2_53
