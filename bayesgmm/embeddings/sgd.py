@@ -192,14 +192,16 @@ def train_block(
     For each kept centre word ``w`` (kept with probability ``keep_prob[w]``), each context
     ``c`` within a window of size drawn uniformly from ``1..window``, and ``negative``
     negatives ``c'`` drawn from the distribution whose CDF is ``neg_cum``: one AdaGrad step on
-    ``max(0, margin - log xi(w, c) + log xi(w, c'))`` (input mixture of ``w``, output
-    mixtures of ``c`` and ``c'``). ``stats[c]`` gets (loss sum, triples, words read,
+    the sum over the negatives of ``max(0, margin - log xi(w, c) + log xi(w, c'))`` (input
+    mixture of ``w``, output mixtures of ``c`` and ``c'``), every gradient taken at the
+    parameters before the step. ``stats[c]`` gets (loss sum, triples, words read,
     active triples).
     """
     n_chunks = chunk_starts.shape[0] - 1
     k_n = m_in.shape[1]
     d = m_in.shape[2]
     dv = v_in.shape[2]
+    n_t = negative + 1  # target 0 is the context, targets 1.. the negatives
     for c in nb.prange(n_chunks):
         state = np.empty(1, dtype=np.uint64)
         state[0] = seeds[c]
@@ -209,21 +211,16 @@ def train_block(
         for s in range(s0, s1):
             longest = max(longest, starts[s + 1] - starts[s])
         buf = np.empty(max(longest, 1), dtype=np.int64)
-        gw_l = np.zeros(k_n)
-        gw_m = np.zeros((k_n, d))
-        gw_v = np.zeros((k_n, dv))
-        gp_l = np.zeros(k_n)
-        gp_m = np.zeros((k_n, d))
-        gp_v = np.zeros((k_n, dv))
-        gc_l = np.zeros(k_n)
-        gc_m = np.zeros((k_n, d))
-        gc_v = np.zeros((k_n, dv))
-        gn_l = np.zeros(k_n)
-        gn_m = np.zeros((k_n, d))
-        gn_v = np.zeros((k_n, dv))
-        gwn_l = np.zeros(k_n)
-        gwn_m = np.zeros((k_n, d))
-        gwn_v = np.zeros((k_n, dv))
+        targets = np.empty(n_t, dtype=np.int64)
+        energy = np.empty(n_t)
+        scale = np.empty(n_t)
+        # gradients of log xi(w, target t): on the target (gt_*) and on the word (gw_*)
+        gt_l = np.zeros((n_t, k_n))
+        gt_m = np.zeros((n_t, k_n, d))
+        gt_v = np.zeros((n_t, k_n, dv))
+        gw_l = np.zeros((n_t, k_n))
+        gw_m = np.zeros((n_t, k_n, d))
+        gw_v = np.zeros((n_t, k_n, dv))
         work = np.empty(2 * k_n + k_n * k_n)
         loss = 0.0
         n_triples = 0.0
@@ -238,71 +235,69 @@ def train_block(
             for pos in range(n):
                 w = buf[pos]
                 b = 1 + int(_uniform(state) * window)
-                lo = max(0, pos - b)
-                hi = min(n, pos + b + 1)
-                for cpos in range(lo, hi):
+                for cpos in range(max(0, pos - b), min(n, pos + b + 1)):
                     if cpos == pos:
                         continue
-                    ctx = buf[cpos]
-                    gp_l[:] = 0.0
-                    gp_m[:] = 0.0
-                    gp_v[:] = 0.0
-                    gc_l[:] = 0.0
-                    gc_m[:] = 0.0
-                    gc_v[:] = 0.0
-                    gw_l[:] = 0.0
-                    gw_m[:] = 0.0
-                    gw_v[:] = 0.0
-                    pos_e = log_energy(
-                        l_in[w], m_in[w], v_in[w], l_out[ctx], m_out[ctx], v_out[ctx],
-                        1.0, gp_l, gp_m, gp_v, gc_l, gc_m, gc_v, work,
-                    )  # fmt: skip
-                    active = 0
-                    for _ in range(negative):
+                    targets[0] = buf[cpos]
+                    for t in range(1, n_t):
                         cn = np.searchsorted(neg_cum, _uniform(state) * neg_cum[-1], "right")
                         cn = min(cn, neg_cum.shape[0] - 1)
-                        if cn == ctx:
+                        targets[t] = -1 if cn == targets[0] else cn  # word2vec skips c' = c
+                    for t in range(n_t):
+                        if targets[t] < 0:
                             continue
-                        gn_l[:] = 0.0
-                        gn_m[:] = 0.0
-                        gn_v[:] = 0.0
-                        gwn_l[:] = 0.0
-                        gwn_m[:] = 0.0
-                        gwn_v[:] = 0.0
-                        n_triples += 1.0
-                        neg_e = log_energy(
-                            l_in[w], m_in[w], v_in[w], l_out[cn], m_out[cn], v_out[cn],
-                            1.0, gwn_l, gwn_m, gwn_v, gn_l, gn_m, gn_v, work,
+                        gt_l[t] = 0.0
+                        gt_m[t] = 0.0
+                        gt_v[t] = 0.0
+                        gw_l[t] = 0.0
+                        gw_m[t] = 0.0
+                        gw_v[t] = 0.0
+                        o = targets[t]
+                        energy[t] = log_energy(
+                            l_in[w], m_in[w], v_in[w], l_out[o], m_out[o], v_out[o], 1.0,
+                            gw_l[t], gw_m[t], gw_v[t], gt_l[t], gt_m[t], gt_v[t], work,
                         )  # fmt: skip
-                        hinge = margin - pos_e + neg_e
+                    active = 0
+                    for t in range(1, n_t):
+                        scale[t] = 0.0
+                        if targets[t] < 0:
+                            continue
+                        n_triples += 1.0
+                        hinge = margin - energy[0] + energy[t]
                         if hinge > 0.0:
                             loss += hinge
                             active += 1
-                            gw_l += gwn_l
-                            gw_m += gwn_m
-                            gw_v += gwn_v
+                            scale[t] = 1.0
+                    if active == 0:
+                        continue
+                    n_active += active
+                    scale[0] = -float(active)
+                    # the word's gradient: sum over active triples of (grad neg - grad pos)
+                    for i in range(k_n):
+                        gw_l[0, i] *= scale[0]
+                        for k in range(d):
+                            gw_m[0, i, k] *= scale[0]
+                        for k in range(dv):
+                            gw_v[0, i, k] *= scale[0]
+                        for t in range(1, n_t):
+                            if scale[t] != 0.0:
+                                gw_l[0, i] += gw_l[t, i]
+                                for k in range(d):
+                                    gw_m[0, i, k] += gw_m[t, i, k]
+                                for k in range(dv):
+                                    gw_v[0, i, k] += gw_v[t, i, k]
+                    for t in range(n_t):
+                        if scale[t] != 0.0:
+                            o = targets[t]
                             adagrad_step(
-                                l_out[cn], m_out[cn], v_out[cn], al_out[cn], am_out[cn],
-                                av_out[cn], gn_l, gn_m, gn_v, 1.0, lr, eps, var_min,
-                                var_max, max_norm,
+                                l_out[o], m_out[o], v_out[o], al_out[o], am_out[o], av_out[o],
+                                gt_l[t], gt_m[t], gt_v[t], scale[t], lr, eps, var_min, var_max,
+                                max_norm,
                             )  # fmt: skip
-                    if active > 0:
-                        n_active += active
-                        adagrad_step(
-                            l_out[ctx], m_out[ctx], v_out[ctx], al_out[ctx], am_out[ctx],
-                            av_out[ctx], gc_l, gc_m, gc_v, -float(active), lr, eps, var_min,
-                            var_max, max_norm,
-                        )  # fmt: skip
-                        for i in range(k_n):
-                            gw_l[i] -= active * gp_l[i]
-                            for k in range(d):
-                                gw_m[i, k] -= active * gp_m[i, k]
-                            for k in range(dv):
-                                gw_v[i, k] -= active * gp_v[i, k]
-                        adagrad_step(
-                            l_in[w], m_in[w], v_in[w], al_in[w], am_in[w], av_in[w],
-                            gw_l, gw_m, gw_v, 1.0, lr, eps, var_min, var_max, max_norm,
-                        )  # fmt: skip
+                    adagrad_step(
+                        l_in[w], m_in[w], v_in[w], al_in[w], am_in[w], av_in[w],
+                        gw_l[0], gw_m[0], gw_v[0], 1.0, lr, eps, var_min, var_max, max_norm,
+                    )  # fmt: skip
         stats[c, 0] = loss
         stats[c, 1] = n_triples
         stats[c, 2] = starts[s1] - starts[s0]
