@@ -66,6 +66,8 @@ def main(argv=None):
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of the interleaved one-epoch throughput runs")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
@@ -105,6 +107,37 @@ def main(argv=None):
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(markdown(table))
+    print(markdown(throughput(corpus, n_tokens, args, common)))
+
+
+def throughput(corpus, n_tokens, args, common) -> pd.DataFrame:
+    """Words/s of one-epoch fits, interleaved (ours, gensim, ours, ...) ``args.repeats``
+    times, so that the load of a shared machine hits every row alike; medians."""
+    from gensim.models import Word2Vec
+
+    runs = {"w2gm K=2": [], "w2gm K=1": [], "word2vec neg=1": [], "word2vec neg=5": []}
+    for _ in range(args.repeats):
+        for k in (2, 1):
+            model = Word2GM(
+                k, vector_size=args.dim, epochs=1, workers=args.workers,
+                random_state=args.seed, progress=False, **common,
+            ).fit(corpus)  # fmt: skip
+            runs[f"w2gm K={k}"].append(model.words_per_second_)
+        for negative in (1, 5):
+            w2v = Word2Vec(vector_size=args.dim, sg=1, negative=negative, workers=args.workers,
+                           seed=args.seed, **common)  # fmt: skip
+            w2v.build_vocab(corpus)
+            start = time.perf_counter()
+            w2v.train(corpus, total_examples=len(corpus), epochs=1)
+            runs[f"word2vec neg={negative}"].append(n_tokens / (time.perf_counter() - start))
+    median = {name: float(pd.Series(v).median()) for name, v in runs.items()}
+    return pd.DataFrame([
+        {"model": name, "median words/s": round(v),
+         "runs": " ".join(f"{x:.0f}" for x in runs[name]),
+         "/ word2vec neg=1": round(v / median["word2vec neg=1"], 2),
+         "/ word2vec neg=5": round(v / median["word2vec neg=5"], 2)}
+        for name, v in median.items()
+    ])  # fmt: skip
 
 
 def markdown(table: pd.DataFrame) -> str:

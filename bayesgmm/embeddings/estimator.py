@@ -128,7 +128,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         ``n_words_trained_ / train_time_``.
     """
 
-    _file_format = "bayesgmm.Word2GM/1"
+    _file_format = "bayesgmm.Word2GM/2"  # the version of the one format every estimator uses
     _file_fitted = (
         "vocabulary_", "counts_", "logits_", "means_", "variances_", "context_logits_",
         "context_means_", "context_variances_", "loss_curve_", "epoch_loss_",
