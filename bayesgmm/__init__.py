@@ -15,6 +15,9 @@ MPMA, GibbsMPMA, build_mpma_model
     Mixture probabilistic matrix approximation for collaborative filtering
     (:mod:`bayesgmm.mpma`, Chen et al. 2016): MAP-EM, Gibbs sampling with hierarchical
     priors, and the PyMC posterior.
+Word2GM
+    Gaussian-mixture word embeddings (:mod:`bayesgmm.embeddings`, Athiwaratkun & Wilson
+    2017): one mixture per word, a component per sense.
 run_spec
     ``bayesgmm run``: a TOML run spec in, a directory of results out.
 datasets
@@ -45,6 +48,7 @@ _LAZY = {
     "GibbsMPMA": "bayesgmm.mpma.estimator",
     "build_mpma_model": "bayesgmm.mpma.model",
     "run_spec": "bayesgmm.run",
+    "Word2GM": "bayesgmm.embeddings.estimator",
 }
 
 __all__ = [
@@ -55,6 +59,7 @@ __all__ = [
     "DegenerateComponentWarning",
     "GaussianMixture",
     "GibbsMPMA",
+    "Word2GM",
     "__version__",
     "anomaly_scores",
     "build_gmm_model",
