@@ -102,11 +102,12 @@ def test_seeded_single_thread_fit_is_reproducible():
     assert not np.array_equal(a.means_, c.means_)
 
 
-def test_text_file_input_equals_token_lists(tmp_path):
+def test_text_file_input_equals_token_lists(tmp_path, capsys):
     corpus = two_sense_corpus(2, 200)
     path = tmp_path / "corpus.txt"
     path.write_text("\n".join(" ".join(s) for s in corpus) + "\n")
-    a = Word2GM(1, covariance_type="diag", random_state=0, **TOY).fit(path)
+    a = Word2GM(1, covariance_type="diag", random_state=0, **{**TOY, "progress": True}).fit(path)
+    assert "Word2GM" in capsys.readouterr().err  # the progress bar
     b = Word2GM(1, covariance_type="diag", random_state=0, **TOY).fit(corpus)
     np.testing.assert_array_equal(a.means_, b.means_)
     assert a.variances_.shape == (len(a.vocabulary_), 1, TOY["vector_size"])
