@@ -122,6 +122,9 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         Mean hinge loss per triple in each epoch.
     n_words_trained_ : int
         Corpus words read (before subsampling), over all epochs.
+    n_triples_ : int
+        (word, context, negative) triples sampled, over all epochs: a function of the
+        random draws alone, so the same for every ``workers`` under one seed.
     train_time_ : float
         Seconds spent in the training loop (vocabulary building excluded).
     words_per_second_ : float
@@ -263,6 +266,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
             numba.set_num_threads(min(self.workers, numba.config.NUMBA_NUM_THREADS))
         loss_curve, epoch_loss = [], []
         n_read = 0
+        n_triples = 0
         bar = tqdm(total=self.epochs * len(tokens), unit="word", unit_scale=True,
                    disable=not self.progress, desc="Word2GM")  # fmt: skip
         start = time.perf_counter()
@@ -284,6 +288,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
                     loss_curve.append(total[0] / max(total[1], 1.0))
                     epoch_sums += total[:2]
                     n_read += int(total[2])
+                    n_triples += int(total[1])
                     bar.update(int(total[2]))
                     bar.set_postfix(loss=f"{loss_curve[-1]:.4f}")
                 epoch_loss.append(epoch_sums[0] / max(epoch_sums[1], 1.0))
@@ -301,6 +306,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         self.loss_curve_ = np.array(loss_curve)
         self.epoch_loss_ = np.array(epoch_loss)
         self.n_words_trained_ = n_read
+        self.n_triples_ = n_triples
         self.words_per_second_ = n_read / max(self.train_time_, 1e-12)
         return self
 

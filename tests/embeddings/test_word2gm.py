@@ -93,13 +93,18 @@ def test_similarity_is_the_kernel_of_the_mixtures(toy_model):
 
 
 def test_seeded_single_thread_fit_is_reproducible():
-    corpus = two_sense_corpus(1, 300)
+    corpus = two_sense_corpus(1, 1500)  # about 10,000 words: 3 chunks of parallel work
     a = Word2GM(2, random_state=3, **TOY).fit(corpus)
     b = Word2GM(2, random_state=3, **TOY).fit(corpus)
     c = Word2GM(2, random_state=4, **TOY).fit(corpus)
     np.testing.assert_array_equal(a.means_, b.means_)
     np.testing.assert_array_equal(a.context_variances_, b.context_variances_)
     assert not np.array_equal(a.means_, c.means_)
+    # the random draws do not depend on the number of threads (only the races do): the
+    # number of sampled triples is a function of the draws alone
+    threads = Word2GM(2, random_state=3, **{**TOY, "workers": 2}).fit(corpus)
+    assert threads.n_triples_ == a.n_triples_ > 0
+    assert a.n_triples_ != c.n_triples_
 
 
 def test_text_file_input_equals_token_lists(tmp_path, capsys):
