@@ -45,8 +45,8 @@ def log_energy(la, ma, va, lb, mb, vb, gscale, gla, gma, gva, glb, gmb, gvb, wor
     """log xi(a, b) for mixtures a and b; adds ``gscale * d log xi / d params`` to ``g*``.
 
     ``la``/``lb``: logits (K,); ``ma``/``mb``: means (K, D); ``va``/``vb``: variances (K, 1)
-    or (K, D); ``work``: a float64 buffer of at least 3 K entries. With ``gscale == 0`` the
-    gradient buffers are not touched.
+    or (K, D); ``work``: a float64 buffer of at least 2 K + 2 K**2 entries. With
+    ``gscale == 0`` the gradient buffers are not touched.
     """
     k_a = ma.shape[0]
     k_b = mb.shape[0]
@@ -79,6 +79,7 @@ def log_energy(la, ma, va, lb, mb, vb, gscale, gla, gma, gva, glb, gmb, gvb, wor
                     diff = ma[i, k] - mb[j, k]
                     sq += diff * diff
                 t -= 0.5 * (d * (LOG_2PI + math.log(s)) + sq / s)
+                work[off + k_a * k_b + i * k_b + j] = sq
             else:  # log det as logs of products of 32 variances: one log per 32 dims
                 acc = 0.0
                 logdet = 0.0
@@ -111,11 +112,10 @@ def log_energy(la, ma, va, lb, mb, vb, gscale, gla, gma, gva, glb, gmb, gvb, wor
             glb[j] += g
             if dv == 1:
                 s = va[i, 0] + vb[j, 0]
-                sq = 0.0
+                sq = work[off + k_a * k_b + i * k_b + j]
+                gs = g / s
                 for k in range(d):
-                    diff = ma[i, k] - mb[j, k]
-                    sq += diff * diff
-                    c = g * diff / s
+                    c = gs * (ma[i, k] - mb[j, k])
                     gma[i, k] -= c
                     gmb[j, k] += c
                 ds = -0.5 * g * (d / s - sq / (s * s))
@@ -227,7 +227,7 @@ def train_block(
         gw_l = np.zeros((n_t, k_n))
         gw_m = np.zeros((n_t, k_n, d))
         gw_v = np.zeros((n_t, k_n, dv))
-        work = np.empty(2 * k_n + k_n * k_n)
+        work = np.empty(2 * k_n + 2 * k_n * k_n)
         loss = 0.0
         n_triples = 0.0
         n_active = 0.0
@@ -322,7 +322,7 @@ def pair_loss_and_gradient(word, context, negative, margin=1.0):
               for x in (word, context, negative)]  # fmt: skip
     grads = [tuple(np.zeros_like(a) for a in x) for x in arrays]
     k_n = max(x[1].shape[0] for x in arrays)
-    work = np.empty(2 * k_n + k_n * k_n)
+    work = np.empty(2 * k_n + 2 * k_n * k_n)
     pos = log_energy(*arrays[0], *arrays[1], 0.0, *grads[0], *grads[1], work)
     neg = log_energy(*arrays[0], *arrays[2], 0.0, *grads[0], *grads[2], work)
     loss = margin - pos + neg

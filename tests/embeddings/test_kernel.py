@@ -73,7 +73,7 @@ def test_compiled_energy_equals_numpy_kernel(spherical):
     grads = [np.zeros_like(a) for a in (logits_a, ma, va.reshape(shape))] * 2
     value = log_energy(
         logits_a, ma, va.reshape(shape), logits_b, mb, vb.reshape(shape), 0.0, *grads,
-        np.empty(2 * k + k * k),
+        np.empty(2 * k + 2 * k * k),
     )  # fmt: skip
     expected = log_expected_likelihood(softmax(logits_a), ma, va, softmax(logits_b), mb, vb)
     assert value == pytest.approx(expected, abs=1e-12)
