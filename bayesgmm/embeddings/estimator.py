@@ -29,7 +29,13 @@ from bayesgmm.em.gaussian import LOG_2PI
 from bayesgmm.embeddings.corpus import build_vocabulary, encode_corpus, read_corpus
 from bayesgmm.embeddings.kernel import log_expected_likelihood, max_cosine_similarity
 from bayesgmm.embeddings.sgd import train_block
-from bayesgmm.io import SaveLoadMixin, fitted_attributes, fitted_variables, restore_fitted
+from bayesgmm.io import (
+    SaveLoadMixin,
+    fitted_attributes,
+    fitted_variables,
+    require_fitted,
+    restore_fitted,
+)
 
 __all__ = ["EMBEDDING_COVARIANCE_TYPES", "SIMILARITY_METRICS", "UnknownWordError", "Word2GM"]
 
@@ -225,6 +231,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         from tqdm.auto import tqdm
 
         var_min, var_max = self._check_params()
+        self._index_cache = None  # a refit may change the vocabulary
         sentences = read_corpus(corpus)
         words, counts = build_vocabulary(sentences, self.min_count)
         index = {w: i for i, w in enumerate(words.tolist())}
@@ -319,9 +326,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
 
     def _index(self) -> dict[str, int]:
         check_is_fitted(self, "vocabulary_")
-        if getattr(self, "_index_cache", None) is None or len(self._index_cache) != len(
-            self.vocabulary_
-        ):
+        if getattr(self, "_index_cache", None) is None:
             self._index_cache = {w: i for i, w in enumerate(self.vocabulary_.tolist())}
         return self._index_cache
 
@@ -437,9 +442,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
     @classmethod
     def _from_netcdf(cls, data, attrs) -> Word2GM:
         model = restore_fitted(cls, data, attrs)
-        missing = [n for n in cls._file_fitted if not hasattr(model, n)]
-        if missing:
-            raise KeyError(f"fitted attribute(s) {missing}")
+        require_fitted(model, cls._file_fitted)
         return model
 
 

@@ -161,3 +161,13 @@ def test_bad_input_gives_clear_errors(toy_model, tmp_path):
     with pytest.raises(NotFittedError):
         Word2GM().similarity("a", "b")
     assert "bank" in toy_model and "riverbank" not in toy_model
+
+
+def test_refit_replaces_the_vocabulary():
+    model = Word2GM(1, random_state=0, **TOY).fit([["a", "b", "c"]] * 5)
+    assert model.mixture("a")["weights"] == pytest.approx([1.0])
+    model.fit([["x", "y", "z"]] * 5)  # the same number of words, other words
+    assert "x" in model and "a" not in model
+    assert model.word_index("z") == model.vocabulary_.tolist().index("z")
+    with pytest.raises(UnknownWordError):
+        model.mixture("a")
