@@ -228,7 +228,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         self
         """
         import numba
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         var_min, var_max = self._check_params()
         self._index_cache = None  # a refit may change the vocabulary
