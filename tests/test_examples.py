@@ -14,6 +14,7 @@ DOCUMENTED = {
     "MPMA": "MPMA",
     "GibbsMPMA": GibbsMPMA,
     "build_mpma_model": "build_mpma_model",
+    "Word2GM": "Word2GM",
 }
 
 

@@ -135,6 +135,25 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         Seconds spent in the training loop (vocabulary building excluded).
     words_per_second_ : float
         ``n_words_trained_ / train_time_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.embeddings import Word2GM
+    >>> rng = np.random.default_rng(0)
+    >>> river, money = "river water shore fish".split(), "money loan cash credit".split()
+    >>> corpus = [list(rng.choice(river if i % 2 else money, 5)) + ["bank"] for i in range(400)]
+    >>> model = Word2GM(2, vector_size=8, min_count=1, sample=0, epochs=2, workers=1,
+    ...                 random_state=0, progress=False).fit(corpus)
+    >>> model.means_.shape, model.variances_.shape     # 9 words, 2 components, 8 dims
+    ((9, 2, 8), (9, 2, 1))
+    >>> mixture = model.mixture("bank")
+    >>> round(float(mixture["weights"].sum()), 12), mixture["variances"].shape
+    (1.0, (2,))
+    >>> len(model.component_neighbours("bank", topn=3)), len(model.most_similar("loan", 4))
+    (2, 4)
+    >>> model.similarity("loan", "cash") > model.similarity("loan", "shore")
+    True
     """
 
     _file_format = "bayesgmm.Word2GM/2"  # the version of the one format every estimator uses
