@@ -22,6 +22,9 @@ fisher_vector, fisher_vectors, FisherVectors, posterior_fisher_vectors
 DAGMM
     The deep autoencoding Gaussian mixture for anomaly detection (:mod:`bayesgmm.dagmm`,
     Zong et al. 2018), trained in PyTensor.
+Word2GM
+    Gaussian-mixture word embeddings (:mod:`bayesgmm.embeddings`, Athiwaratkun & Wilson
+    2017): one mixture per word, a component per sense.
 run_spec
     ``bayesgmm run``: a TOML run spec in, a directory of results out.
 datasets
@@ -57,6 +60,7 @@ _LAZY = {
     "FisherVectors": "bayesgmm.fisher.transformer",
     "posterior_fisher_vectors": "bayesgmm.gmm.fisher",
     "DAGMM": "bayesgmm.dagmm.estimator",
+    "Word2GM": "bayesgmm.embeddings.estimator",
 }
 
 __all__ = [
@@ -69,6 +73,7 @@ __all__ = [
     "FisherVectors",
     "GaussianMixture",
     "GibbsMPMA",
+    "Word2GM",
     "__version__",
     "anomaly_scores",
     "build_gmm_model",

@@ -1,8 +1,8 @@
 """Contract tests: sections 1-10 for bayesgmm.GaussianMixture (scikit-learn API, input
 validation, sample weights, model selection, warm start, save/load); section 11 one contract
-over every estimator (GaussianMixture, BayesGMM, MPMA, GibbsMPMA, DAGMM): clone and get_params,
-NotFittedError, an exact save/load round trip, and the one file format's refusals and atomic
-writes (:mod:`bayesgmm.io`).
+over every estimator (GaussianMixture, BayesGMM, MPMA, GibbsMPMA, DAGMM, Word2GM): clone and
+get_params, NotFittedError, an exact save/load round trip, and the one file format's refusals
+and atomic writes (:mod:`bayesgmm.io`).
 
 """
 
@@ -41,6 +41,7 @@ from bayesgmm import (
     GibbsMPMA,
 )
 from bayesgmm.datasets import make_mixture
+from bayesgmm.embeddings import Word2GM
 from bayesgmm.io import FORMAT_ATTR, HEADER_SIZE, to_netcdf_data, write_model_file
 from bayesgmm.mpma.gibbs import GibbsPriors
 from tests.helpers import low_rank_ratings
@@ -691,6 +692,30 @@ def _detector_predictions(est, X) -> dict:
 def _detector_calls(est, X) -> dict:
     return {name: lambda m=name: getattr(est, m)(X) for name in _DETECTOR_METHODS}
 
+
+def _sentences() -> list[list[str]]:
+    rng = np.random.default_rng(0)
+    return [list(rng.choice(list("abcdefgh"), 6)) for _ in range(50)]
+
+
+def _word2gm_predictions(est, _) -> dict:
+    return {
+        "elk": est.similarity("a", "b"),
+        "maxcos": est.similarity("a", "b", metric="maxcos"),
+        "most_similar": est.most_similar("c", topn=3),
+        "component_neighbours": est.component_neighbours("d", topn=3),
+        "mixture": est.mixture("e"),
+    }
+
+
+def _word2gm_calls(est, _) -> dict:
+    return {
+        "similarity": lambda: est.similarity("a", "b"),
+        "most_similar": lambda: est.most_similar("a"),
+        "component_neighbours": lambda: est.component_neighbours("a"),
+        "mixture": lambda: est.mixture("a"),
+    }
+
 CASES = {
     "GaussianMixture": Case(
         lambda: GaussianMixture(
@@ -752,6 +777,14 @@ CASES = {
         _detector_predictions,
         _detector_calls,
     ),
+    "Word2GM": Case(
+        lambda: Word2GM(
+            2, vector_size=4, min_count=1, epochs=1, workers=1, progressbar=False, random_state=0
+        ),
+        _sentences,
+        _word2gm_predictions,
+        _word2gm_calls,
+    ),
 }
 #: For each estimator, another whose file it must refuse (GibbsMPMA is an MPMA subclass).
 OTHER = {
@@ -760,6 +793,7 @@ OTHER = {
     "MPMA": "GibbsMPMA",
     "GibbsMPMA": "MPMA",
     "DAGMM": "GaussianMixture",
+    "Word2GM": "GaussianMixture",
 }
 _FITTED: dict[str, tuple[Any, Any]] = {}
 

@@ -15,6 +15,7 @@ DOCUMENTED = {
     "GibbsMPMA": GibbsMPMA,
     "build_mpma_model": "build_mpma_model",
     "DAGMM": "DAGMM",
+    "Word2GM": "Word2GM",
 }
 
 
