@@ -672,6 +672,12 @@ def _read_model(model: pm.Model) -> FastGMM:
     except ValueError as err:
         raise _Unsupported(str(err)) from err
     data = _const(model.rvs_to_values[model[OBS_VAR]])
+    # missing entries (NaN) and measurement errors (extra likelihood inputs): the PyTensor graph
+    if np.isnan(data).any():
+        raise _Unsupported("missing values (NaN) in the data")
+    obs = model[OBS_VAR].owner
+    if len(obs.op.dist_params(obs)) != 3:
+        raise _Unsupported("likelihood with measurement errors (noise_cov)")
     n, d = data.shape
     k = len(model.coords["component"])
     ordered = "means_ordered" in free
