@@ -185,6 +185,7 @@ def conditional_gaussians(
     noise_cov: np.ndarray | None = None,
     *,
     target: str = "measurement",
+    patterns: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row and component: log N(x_o | mu_o, C), and the conditional law of the target.
 
@@ -200,6 +201,8 @@ def conditional_gaussians(
     target : {"measurement", "truth"}
         "measurement": the row's measurement x (imputation; its observed coordinates have
         conditional variance 0); "truth": the true position t (deconvolution).
+    patterns : list, optional
+        ``missing_patterns(~np.isnan(X))``, when already computed.
 
     Returns
     -------
@@ -218,7 +221,9 @@ def conditional_gaussians(
     log_dens = np.zeros((n, k))
     cond_mean = np.empty((n, k, d))
     cond_cov = np.empty((n, k, d, d))
-    for o, rows in missing_patterns(~np.isnan(X)):
+    if patterns is None:
+        patterns = missing_patterns(~np.isnan(X))
+    for o, rows in patterns:
         npat = rows.size
         sig = np.broadcast_to(covariances, (npat, k, d, d))
         meas = sig if noise_cov is None else sig + noise_cov[rows][:, None]
@@ -270,14 +275,14 @@ def _observed_log_dens(X, means, covariances, noise_cov):
         if m == 0:
             continue
         sig = covariances[:, o[:, None], o[None, :]]
-        cov = sig[None] if noise_cov is None else sig[None] + noise_cov[rows][:, None][
-            ..., o[:, None], o[None, :]
-        ]
+        cov = (
+            sig[None]
+            if noise_cov is None
+            else sig[None] + noise_cov[rows][:, None][..., o[:, None], o[None, :]]
+        )
         chol = np.linalg.cholesky(cov)
         resid = X[rows][:, o][:, None, :] - means[None][..., o]
-        z = np.linalg.solve(
-            np.broadcast_to(chol, (rows.size, k, m, m)), resid[..., None]
-        )[..., 0]
+        z = np.linalg.solve(np.broadcast_to(chol, (rows.size, k, m, m)), resid[..., None])[..., 0]
         log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
         out[rows] = -0.5 * np.sum(z * z, axis=-1) - log_det - 0.5 * m * LOG_2PI
     return out
@@ -345,10 +350,14 @@ def posterior_predictive_draws(
     observed = ~np.isnan(X)
     drawn = ~observed if target == "measurement" else np.ones_like(observed)
     draws, means = [], []
+    patterns = missing_patterns(observed)
     for weights, mu, cov in params:
-        log_dens, cmean, ccov = conditional_gaussians(X, mu, cov, noise_cov, target=target)
+        log_dens, cmean, ccov = conditional_gaussians(
+            X, mu, cov, noise_cov, target=target, patterns=patterns
+        )
         joint = np.log(weights)[None, :] + log_dens
-        resp = np.exp(joint - logsumexp(joint, axis=1)[:, None])
+        resp = np.exp(joint - joint.max(axis=1, keepdims=True))
+        resp /= resp.sum(axis=1, keepdims=True)
         u = rng.random(n)
         z = np.minimum((np.cumsum(resp, axis=1) < u[:, None]).sum(axis=1), len(weights) - 1)
         rows = np.arange(n)
