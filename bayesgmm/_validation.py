@@ -35,11 +35,14 @@ def is_dask_collection(X) -> bool:
     return type(X).__module__.partition(".")[0] == "dask"
 
 
-def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
+def check_data_matrix(
+    X, *, name: str = "X", min_samples: int = 1, allow_nan: bool = False
+) -> np.ndarray:
     """Return ``X`` as a finite float64 (n_samples, n_features) array, or raise ValueError.
 
     Checks, in order: non-numeric columns (named for a DataFrame), dimensionality, empty
-    input, too few rows, NaN/inf (the first offending rows are listed).
+    input, too few rows, NaN/inf (the first offending rows are listed). With
+    ``allow_nan=True`` NaN (a missing entry; pandas' NA too) passes and only inf is refused.
     """
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
         raise ValueError(
@@ -69,10 +72,10 @@ def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray
             f"{name} has {arr.shape[0]} sample{'s' if arr.shape[0] != 1 else ''} "
             f"(n_samples = {arr.shape[0]}); at least {min_samples} are needed"
         )
-    finite = np.isfinite(arr)
+    finite = np.isfinite(arr) | (np.isnan(arr) if allow_nan else False)
     if not finite.all():
         rows = np.flatnonzero(~finite.all(axis=1))
-        kind = "NaN" if np.isnan(arr).any() else "inf"
+        kind = "NaN" if np.isnan(arr).any() and not allow_nan else "inf"
         raise ValueError(
             f"{name} contains {kind} (non-finite values: NaN or inf) in {rows.size} row(s), "
             f"first at {rows[:5].tolist()}: drop or impute them first"

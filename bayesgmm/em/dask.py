@@ -336,7 +336,8 @@ class ChunkedData:
             raise ValueError(
                 f"{name} contains {kind} (non-finite values: NaN or inf) in "
                 f"{scan.n_bad_rows} row(s), first at {scan.bad_rows.tolist()}: drop or "
-                "impute them first (found in the first pass over the chunks)"
+                "impute them first (found in the first pass over the chunks; missing values "
+                "are marginalised (nan_policy='marginalize') for in-memory X only)"
             )
         if scan.n_bad_weights:
             raise ValueError("sample_weight must be finite and non-negative")
@@ -478,7 +479,8 @@ def _predict_chunk(x, *, covariance_type, params, what, label, block_info=None):
         rows = offset + np.flatnonzero(~finite)
         raise ValueError(
             f"{label} contains NaN or inf (non-finite values) in row(s) {rows[:5].tolist()} "
-            "(of this chunk): drop or impute them first"
+            "(of this chunk): drop or impute them first (missing values are marginalised "
+            "for in-memory X only)"
         )
     log_norm, resp = log_prob_resp(Design(x, covariance_type, serial=True), params)
     if what == "score":

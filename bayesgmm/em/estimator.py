@@ -16,6 +16,7 @@ from bayesgmm._validation import (
     check_choice,
     check_data_matrix,
     check_data_scale,
+    check_feature_spread,
     check_no_constant_features,
     check_positive_int,
     check_sample_weight,
@@ -33,6 +34,16 @@ from bayesgmm.em.gaussian import (
     n_parameters,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
+)
+from bayesgmm.em.missing import (
+    NAN_POLICIES,
+    IncompleteData,
+    check_noise_cov,
+    conditional_means,
+    incomplete_log_prob_resp,
+    incomplete_moments_from_resp,
+    incomplete_sweep,
+    observed_mean_and_covariance,
 )
 from bayesgmm.em.priors import ConjugatePrior
 from bayesgmm.em.sweep import Design, MixtureParams, em_sweep, log_prob_resp, moments_from_resp
@@ -69,6 +80,23 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
     ``score_samples`` of a dask array are lazy dask arrays; ``score``, ``bic``, ``aic``
     and ``icl`` compute.
 
+    Missing values and measurement errors (:mod:`bayesgmm.em.missing`): with
+    ``nan_policy='marginalize'`` (the default) a NaN in ``X`` is a missing entry (missing
+    at random): EM marginalises it (Ghahramani & Jordan 1994), ``score_samples`` gives the
+    log-density of each row's observed coordinates, and :meth:`impute` fills the NaN with
+    their conditional means. ``nan_policy='raise'`` refuses NaN, as scikit-learn does.
+    ``fit(X, noise_cov=S)`` runs extreme deconvolution (Bovy, Hogg & Roweis 2011): row
+    ``i`` is a true point of the mixture plus Gaussian noise of covariance ``S[i]``, so
+    component ``k``'s density for it is ``N(x_i | mu_k, Sigma_k + S_i)``; the fitted
+    parameters are those of the deconvolved (noise-free) mixture, and :meth:`deconvolve`
+    gives the posterior means of the true points. NaN and noise combine (the missing
+    coordinates of ``Sigma_k + S_i`` are marginalised). Without NaN and with
+    ``noise_cov=None`` (or all zeros) every result is exactly the complete-data one.
+    Rows with every coordinate missing carry no information: ``fit`` drops them with a
+    ``UserWarning`` naming how many (an error if no row is left); the prediction methods
+    give them the weights as responsibilities and a log-likelihood of 0. Dask input keeps
+    refusing NaN and ``noise_cov`` (EM with missing values runs in memory).
+
     Parameters
     ----------
     n_components : int, default=1
@@ -99,6 +127,10 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         Start the next ``fit`` from the current solution (``n_init`` is then ignored).
     verbose : int, default=0
         1 prints one line per initialisation, 2 one per iteration.
+    nan_policy : {'marginalize', 'raise'}, default='marginalize'
+        'marginalize': NaN entries are missing at random and are integrated out (see
+        above); the scikit-learn tag ``allow_nan`` is then True. 'raise': NaN is refused
+        with a ValueError, scikit-learn's behaviour. inf is always refused.
 
     Attributes
     ----------
@@ -152,6 +184,7 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         random_state=None,
         warm_start: bool = False,
         verbose: int = 0,
+        nan_policy: str = "marginalize",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -167,12 +200,14 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
+        self.nan_policy = nan_policy
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
         check_positive_int(self.n_components, "n_components")
         check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
         check_choice(self.init_params, "init_params", INIT_METHODS)
+        check_choice(self.nan_policy, "nan_policy", NAN_POLICIES)
         check_positive_int(self.max_iter, "max_iter", minimum=0)
         check_positive_int(self.n_init, "n_init")
         for name in ("tol", "reg_covar"):
@@ -243,8 +278,10 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
             )
         return spec
 
-    def _validate_X(self, X, *, reset: bool) -> np.ndarray:
-        checked = check_data_matrix(X, min_samples=2 if reset else 1)
+    def _validate_X(self, X, *, reset: bool, allow_nan: bool | None = None) -> np.ndarray:
+        if allow_nan is None:
+            allow_nan = self.nan_policy == "marginalize"
+        checked = check_data_matrix(X, min_samples=2 if reset else 1, allow_nan=allow_nan)
         if reset:
             validate_data(self, X, reset=True, skip_check_array=True)
             return checked
@@ -257,30 +294,39 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         return checked
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
+    def fit(self, X, y=None, sample_weight=None, *, noise_cov=None) -> GaussianMixture:
         """Estimate the parameters by EM; see :meth:`fit_predict`."""
         if is_dask_collection(X):
+            _refuse_dask_noise(noise_cov)
             self._fit_dask(X, sample_weight)
             return self
-        self.fit_predict(X, y, sample_weight=sample_weight)
+        self.fit_predict(X, y, sample_weight=sample_weight, noise_cov=noise_cov)
         return self
 
-    def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray:
+    def fit_predict(self, X, y=None, sample_weight=None, *, noise_cov=None) -> np.ndarray:
         """Fit by EM (``n_init`` restarts, best objective kept) and label ``X``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), or a dask array / DataFrame
+            NaN marks a missing entry (``nan_policy='marginalize'``; not for dask input).
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative observation weights; integer weights are equivalent to
             repeating rows. A dask array (aligned with X's rows) for dask ``X``.
+        noise_cov : array-like of shape (n_samples, n_features, n_features) or \
+(n_samples, n_features), optional
+            Measurement-error covariance of each row (symmetric positive semi-definite),
+            or the error variances of each coordinate: extreme deconvolution (the fitted
+            mixture is the noise-free one). Entries of missing coordinates are ignored
+            (they may be NaN). All zeros is the same as None.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,) (a lazy dask array for dask ``X``)
         """
         if is_dask_collection(X):
+            _refuse_dask_noise(noise_cov)
             self._fit_dask(X, sample_weight)
             return self.predict(X)
         self._check_params()
@@ -289,6 +335,9 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
             self._validate_X(X, reset=False)
         X = self._validate_X(X, reset=True)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        noise = check_noise_cov(noise_cov, X)
+        if noise is not None or np.isnan(X).any():
+            return self._fit_incomplete(X, sample_weight, noise, do_init)
         if X.shape[0] < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "
@@ -311,6 +360,112 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         # final E-step so that fit_predict(X) == fit(X).predict(X)
         _, resp = log_prob_resp(design, self._params())
         return resp.argmax(axis=1)
+
+    def _fit_incomplete(self, X, sample_weight, noise, do_init) -> np.ndarray:
+        """:meth:`fit_predict` for rows with NaN and/or measurement errors: EM of
+        :mod:`bayesgmm.em.missing` (rows with nothing observed dropped, with a warning)."""
+        X_all, noise_all = X, noise
+        observed = ~np.isnan(X)
+        empty = ~observed.any(axis=1)
+        if empty.all():
+            raise ValueError(
+                "every row of X has every coordinate missing (NaN): there is nothing to fit"
+            )
+        if empty.any():
+            rows = np.flatnonzero(empty)
+            warnings.warn(
+                f"{rows.size} row(s) of X have every coordinate missing (NaN), first at "
+                f"{rows[:5].tolist()}: they carry no information and were dropped from the "
+                "fit (predictions give them the mixture weights and a log-likelihood of 0)",
+                UserWarning,
+                stacklevel=4,
+            )
+            keep = ~empty
+            X, observed = X[keep], observed[keep]
+            sample_weight = None if sample_weight is None else sample_weight[keep]
+            noise = None if noise is None else noise[keep]
+            if sample_weight is not None and not sample_weight.sum() > 0:
+                raise ValueError(
+                    "sample_weight sums to zero over the rows with an observed coordinate"
+                )
+        names = getattr(self, "feature_names_in_", None)
+        never = np.flatnonzero(~observed.any(axis=0))
+        if never.size:
+            labels = [str(names[j]) if names is not None else f"column {j}" for j in never]
+            raise ValueError(
+                f"feature(s) {labels} have no observed value (all NaN): a mixture cannot "
+                "estimate them; drop the feature"
+            )
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {X.shape[0]}: X has {X.shape[0]} samples "
+                f"with an observed coordinate but n_components={self.n_components}, and a "
+                "mixture needs at least as many samples as components; reduce n_components"
+            )
+        positive = X if sample_weight is None else X[sample_weight > 0]
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of `positive`
+            spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
+            positive_spread = np.nanmax(positive, axis=0) - np.nanmin(positive, axis=0)
+        positive_spread[np.isnan(positive_spread)] = 0.0
+        check_feature_spread(
+            spread, names=names, positive_spread=positive_spread, n_positive=len(positive)
+        )
+        given = self._check_given_init(X.shape[1])
+        spec = self._prior_spec()
+        if spec is None:
+            prior = None
+        elif not np.isnan(X).any():
+            prior = spec.resolve(X, sample_weight, self.n_components, self.covariance_type)
+        else:  # the data-scaled defaults from the ML mean and covariance of incomplete rows
+            mean, cov = observed_mean_and_covariance(X, sample_weight)
+            prior = spec.resolve_from_moments(mean, cov, self.n_components, self.covariance_type)
+        data = IncompleteData(X, sample_weight, noise)
+        random_state = check_random_state(self.random_state)
+        cov_type = self.covariance_type
+
+        def initial(random_state):
+            return self._initial_incomplete(X, data, random_state, prior, sample_weight, given)
+
+        def sweep(data, params):
+            return incomplete_sweep(data, params, cov_type)
+
+        self._run_inits(data, initial, random_state, prior, do_init, sweep, stacklevel=5)
+        # final E-step so that fit_predict(X) == fit(X).predict(X)
+        data = IncompleteData(X_all, noise_cov=noise_all)
+        return incomplete_log_prob_resp(data, self._params(), cov_type)[1].argmax(axis=1)
+
+    def _initial_incomplete(self, X, data, random_state, prior, sample_weight, given: dict):
+        """Initial parameters for incomplete or noisy rows.
+
+        ``init_params`` runs on the rows with each NaN filled by its column's observed
+        mean, except 'kmeans' when values are missing: k-means on the complete rows (on
+        the mean-filled rows if fewer than ``10 K D`` rows are complete), then every row
+        is labelled by its nearest centre on its observed coordinates. (k-means on
+        mean-filled rows alone makes spurious clusters of rows missing the same
+        coordinate.) Then the complete-data M-step of those responsibilities on the
+        filled rows, and the incomplete-data M-step from there (same responsibilities,
+        conditional expectations of the missing entries and true points); the checked
+        user-given parameters (``given``) replace the computed ones.
+        """
+        if len(given) == 4:
+            return MixtureParams(**given)
+        missing = np.isnan(X)
+        weight = np.ones(len(X)) if sample_weight is None else sample_weight
+        column_means = weight @ np.where(missing, 0.0, X) / (weight @ ~missing)
+        filled = np.where(missing, column_means, X)
+        if self.init_params == "kmeans" and missing.any():
+            resp = _partial_kmeans(X, filled, self.n_components, random_state, sample_weight)
+        else:
+            resp = initial_responsibilities(
+                filled, self.n_components, self.init_params, random_state, sample_weight
+            )
+        cov_type, reg = self.covariance_type, self.reg_covar
+        moments = moments_from_resp(Design(filled, cov_type, sample_weight), resp)
+        first = MixtureParams(*m_step(moments, cov_type, reg, prior))
+        moments = incomplete_moments_from_resp(data, first, resp, cov_type)
+        return MixtureParams(*m_step(moments, cov_type, reg, prior))._replace(**given)
 
     def _fit_dask(self, X, sample_weight) -> None:
         """:meth:`fit` on a dask array or DataFrame: one pass over the chunks per EM
@@ -465,10 +620,14 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
                 f"with {self.n_features_in_} features"
             )
 
-    def _log_prob_resp(self, X):
+    def _log_prob_resp(self, X, noise_cov=None):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return log_prob_resp(Design(X, self.covariance_type), self._params())
+        noise = check_noise_cov(noise_cov, X)
+        if noise is None and not np.isnan(X).any():
+            return log_prob_resp(Design(X, self.covariance_type), self._params())
+        data = IncompleteData(X, noise_cov=noise)
+        return incomplete_log_prob_resp(data, self._params(), self.covariance_type)
 
     def _lazy(self, X, what: str):
         """Per-row results on a dask ``X``, lazily (:func:`bayesgmm.em.dask.lazy_predictions`)."""
@@ -479,15 +638,21 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         self._check_features(dask_em.columns_view(X), checked.shape[1])
         return dask_em.lazy_predictions(checked, self.covariance_type, self._params(), what)
 
-    def score_samples(self, X) -> np.ndarray:
-        """Log-density ``log p(x_i)`` of each sample, shape (n_samples,) (lazy for dask X)."""
-        if is_dask_collection(X):
-            return self._lazy(X, "score")
-        return self._log_prob_resp(X)[0]
+    def score_samples(self, X, *, noise_cov=None) -> np.ndarray:
+        """Log-density ``log p(x_i)`` of each sample, shape (n_samples,) (lazy for dask X).
 
-    def score(self, X, y=None, sample_weight=None) -> float:
-        """Mean (weighted) log-likelihood per sample."""
-        log_density = self.score_samples(X)
+        With NaN: the density of the row's observed coordinates (0 for a row with none);
+        with ``noise_cov`` (see :meth:`fit_predict`): the density of the noisy
+        observation, ``sum_k w_k N(x_i | mu_k, Sigma_k + S_i)``.
+        """
+        if is_dask_collection(X):
+            _refuse_dask_noise(noise_cov)
+            return self._lazy(X, "score")
+        return self._log_prob_resp(X, noise_cov)[0]
+
+    def score(self, X, y=None, sample_weight=None, *, noise_cov=None) -> float:
+        """Mean (weighted) log-likelihood per sample (see :meth:`score_samples`)."""
+        log_density = self.score_samples(X, noise_cov=noise_cov)
         if is_dask_collection(X):
             import dask
 
@@ -501,24 +666,87 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         weight = check_sample_weight(sample_weight, len(log_density))
         return float(np.average(log_density, weights=weight))
 
-    def predict(self, X) -> np.ndarray:
-        """Most probable component of each sample, shape (n_samples,) (lazy for dask X)."""
+    def predict(self, X, *, noise_cov=None) -> np.ndarray:
+        """Most probable component of each sample, shape (n_samples,) (lazy for dask X).
+        NaN and ``noise_cov`` as in :meth:`score_samples`."""
         if is_dask_collection(X):
+            _refuse_dask_noise(noise_cov)
             return self._lazy(X, "label")
-        return self._log_prob_resp(X)[1].argmax(axis=1)
+        return self._log_prob_resp(X, noise_cov)[1].argmax(axis=1)
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X, *, noise_cov=None) -> np.ndarray:
         """Responsibilities p(z_i = k | x_i), shape (n_samples, n_components) (lazy for
-        dask X)."""
+        dask X). NaN and ``noise_cov`` as in :meth:`score_samples` (a row with nothing
+        observed gets the weights)."""
         if is_dask_collection(X):
+            _refuse_dask_noise(noise_cov)
             return self._lazy(X, "proba")
-        return self._log_prob_resp(X)[1]
+        return self._log_prob_resp(X, noise_cov)[1]
 
-    def _total_log_density(self, X) -> tuple[float, int]:
-        """``(sum_i log p(x_i), n_samples)``; computed for dask X."""
-        log_density = self.score_samples(X)
+    def impute(self, X) -> np.ndarray:
+        """``X`` with each NaN replaced by its conditional mean under the fitted mixture.
+
+        ``E[x_miss | x_obs] = sum_k p(k | x_obs) E_k[x_miss | x_obs]``: the
+        responsibility-weighted conditional means of the components given the row's
+        observed coordinates (the weighted component means for a row with nothing
+        observed). Observed entries are returned unchanged. NaN is accepted whatever
+        ``nan_policy``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features)
+        """
+        return self.deconvolve(X, None)
+
+    def deconvolve(self, X, noise_cov) -> np.ndarray:
+        """Posterior mean of each row's true position under the fitted (deconvolved) mixture.
+
+        Row ``i`` is a true point of the mixture seen with noise of covariance
+        ``noise_cov[i]`` (shapes as in :meth:`fit_predict`) and possibly missing entries
+        (NaN); returns ``E[v_i | x_i] = sum_k p(k | x_i) (mu_k + Sigma_k T_ik^-1 (x_i -
+        mu_k))`` over the observed coordinates, ``T_ik = (Sigma_k + S_i)_oo``, missing
+        entries included. Coordinates measured without error (zero variance) are returned
+        unchanged; ``noise_cov=None`` is :meth:`impute`.
+
+        Returns
+        -------
+        X_true : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        if is_dask_collection(X):
+            raise TypeError(
+                "impute and deconvolve take in-memory arrays, not dask collections: "
+                "apply them chunk by chunk (X.map_blocks) or on X.compute()"
+            )
+        X = self._validate_X(X, reset=False, allow_nan=True)
+        noise = check_noise_cov(noise_cov, X)
+        missing = np.isnan(X)
+        if noise is None:
+            exact = ~missing
+            rows = np.flatnonzero(missing.any(axis=1))
+        else:
+            variances = noise if noise.ndim == 2 else np.diagonal(noise, axis1=1, axis2=2)
+            exact = ~missing & (variances == 0.0)
+            rows = np.flatnonzero(~exact.all(axis=1))
+        out = X.copy()
+        if rows.size:
+            data = IncompleteData(X[rows], noise_cov=None if noise is None else noise[rows])
+            means = conditional_means(data, self._params(), self.covariance_type)
+            out[rows] = np.where(exact[rows], X[rows], means)
+        return out
+
+    def _total_log_density(self, X, noise_cov=None) -> tuple[float, int]:
+        """``(sum_i log p(x_i), n_samples)``; computed for dask X. Rows with nothing
+        observed are not counted."""
+        log_density = self.score_samples(X, noise_cov=noise_cov)
         total = log_density.sum()
-        return float(total.compute() if is_dask_collection(X) else total), len(log_density)
+        if is_dask_collection(X):
+            return float(total.compute()), len(log_density)
+        return float(total), _n_informative(X, len(log_density))
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``(X, labels)`` from the fitted mixture (uses ``random_state``)."""
@@ -568,17 +796,18 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
     def _n_parameters(self) -> int:
         return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
 
-    def aic(self, X) -> float:
+    def aic(self, X, *, noise_cov=None) -> float:
         """Akaike information criterion on X (lower is better)."""
-        total, _ = self._total_log_density(X)
+        total, _ = self._total_log_density(X, noise_cov)
         return float(-2.0 * total + 2.0 * self._n_parameters())
 
-    def bic(self, X) -> float:
-        """Bayesian information criterion on X (lower is better)."""
-        total, n_samples = self._total_log_density(X)
+    def bic(self, X, *, noise_cov=None) -> float:
+        """Bayesian information criterion on X (lower is better); ``n`` counts the rows
+        with an observed coordinate."""
+        total, n_samples = self._total_log_density(X, noise_cov)
         return float(-2.0 * total + self._n_parameters() * math.log(n_samples))
 
-    def icl(self, X) -> float:
+    def icl(self, X, *, noise_cov=None) -> float:
         """Integrated completed likelihood (Biernacki et al. 2000), lower is better.
 
         ``BIC - 2 sum_i log tau_{i, c_i}`` with ``c_i`` the most probable component:
@@ -588,6 +817,7 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
         if is_dask_collection(X):
             import dask
 
+            _refuse_dask_noise(noise_cov)
             log_density, resp = self.score_samples(X), self.predict_proba(X)
             with np.errstate(divide="ignore"):
                 log_density, classification = dask.compute(
@@ -595,10 +825,10 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
                 )
             n_samples = len(resp)
         else:
-            log_density, resp = self._log_prob_resp(X)
+            log_density, resp = self._log_prob_resp(X, noise_cov)
             with np.errstate(divide="ignore"):
                 classification = np.log(resp.max(axis=1)).sum()
-            log_density, n_samples = log_density.sum(), len(log_density)
+            log_density, n_samples = log_density.sum(), _n_informative(X, len(log_density))
         bic = -2.0 * log_density + self._n_parameters() * math.log(n_samples)
         return float(bic - 2.0 * classification)
 
@@ -648,8 +878,49 @@ class GaussianMixture(SaveLoadMixin, DensityMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self.nan_policy == "marginalize"
         return tags
+
+
+def _partial_kmeans(X, filled, n_components: int, random_state, sample_weight) -> np.ndarray:
+    """Hard responsibilities (n_samples, K) for rows with NaN: k-means centres from the
+    complete rows (or from ``filled`` when fewer than ``10 K D`` rows are complete), each
+    row labelled by the nearest centre over its observed coordinates."""
+    from sklearn.cluster import KMeans
+
+    complete = ~np.isnan(X).any(axis=1)
+    if complete.sum() >= 10 * n_components * X.shape[1]:
+        source = X[complete]
+        weight = None if sample_weight is None else sample_weight[complete]
+        if weight is not None and not (weight > 0).sum() >= n_components:
+            source, weight = filled, sample_weight
+    else:
+        source, weight = filled, sample_weight
+    centres = (
+        KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+        .fit(source, sample_weight=weight)
+        .cluster_centers_
+    )
+    distances = np.stack([np.nansum((X - c) ** 2, axis=1) for c in centres], axis=1)
+    resp = np.zeros((len(X), n_components))
+    resp[np.arange(len(X)), distances.argmin(axis=1)] = 1.0
+    return resp
+
+
+def _refuse_dask_noise(noise_cov) -> None:
+    if noise_cov is not None:
+        raise TypeError(
+            "noise_cov is not supported for dask input (extreme deconvolution runs on "
+            "in-memory arrays): fit X.compute() with noise_cov, or drop noise_cov"
+        )
+
+
+def _n_informative(X, n_rows: int) -> int:
+    """Rows of ``X`` with at least one observed (non-NaN) coordinate."""
+    values = np.asarray(X, dtype=np.float64) if not hasattr(X, "to_numpy") else None
+    if values is None:
+        values = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    return int((~np.isnan(values)).any(axis=1).sum()) if values.ndim == 2 else n_rows
 
 
 def _check_init(value, shape: tuple, name: str, sklearn_name: str | None = None) -> np.ndarray:

@@ -361,7 +361,7 @@ def covariances_from_precision_cholesky(precisions_cholesky: np.ndarray, covaria
         out = np.empty_like(stack)
         for k, factor in enumerate(stack):
             inv = inverse_lower(np.ascontiguousarray(factor.T))  # inv(P.T), lower
-            out[k] = inv.T @ inv
+            out[k] = inv @ inv.T  # inv(P P.T) = inv(P.T) inv(P)
         return out[0] if covariance_type == "tied" else out
     return 1.0 / precisions_cholesky**2
 

@@ -164,7 +164,13 @@ def test_pandas_na_gets_the_nan_message(dtype):
     values = [1, None, 0, 1] if dtype != "Float64" else [1.0, None, 0.5, 2.0]
     frame = pd.DataFrame({"a": pd.array(values, dtype=dtype), "b": [0.1, 0.2, 0.3, 0.4]})
     with pytest.raises(ValueError, match=r"X contains NaN .* first at \[1\]: drop or impute"):
-        GaussianMixture(1).fit(frame)
+        GaussianMixture(1, nan_policy="raise").fit(frame)
+    # the default policy reads pd.NA as a missing value: the fit equals that of NaN
+    values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    assert np.isnan(values[1, 0])
+    np.testing.assert_array_equal(
+        GaussianMixture(1).fit(frame).covariances_, GaussianMixture(1).fit(values).covariances_
+    )
 
 
 def test_pandas_nullable_columns_without_na_fit(X):
