@@ -262,3 +262,108 @@ def test_check_noise_cov_diagonal_flag():
     assert diag and full.shape == (4, 2, 2)
     np.testing.assert_array_equal(full[0], np.eye(2))
     assert not check_noise_cov(noise_covs(4, 2), 4, 2)[1]
+
+
+# --------------------------------------------------------------------------------------
+# BayesGMM's imputation, deconvolution and predictions on a known posterior
+# --------------------------------------------------------------------------------------
+
+
+def fitted_on(weights, means, covs, n_features):
+    """A BayesGMM whose posterior is the given draws (S, ...), one chain."""
+    import xarray as xr
+
+    from bayesgmm import BayesGMM
+
+    chol = np.linalg.cholesky(covs)
+    post = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), weights[None]),
+            "means": (("chain", "draw", "component", "feature"), means[None]),
+            "chol_cov": (("chain", "draw", "component", "feature", "feature_"), chol[None]),
+        }
+    )
+    est = BayesGMM(2, max_predict_draws=len(weights))
+    est.idata_ = xr.DataTree.from_dict({"posterior": post})
+    est.n_features_in_ = n_features
+    return est
+
+
+TWO_DRAWS = (
+    np.array([[0.4, 0.6], [0.5, 0.5]]),
+    np.array([[[-1.0, 0.0], [1.0, 2.0]], [[-1.2, 0.1], [0.9, 2.2]]]),
+    np.array(
+        [
+            [[[1.0, 0.5], [0.5, 2.0]], [[0.6, -0.2], [-0.2, 0.5]]],
+            [[[1.1, 0.4], [0.4, 1.8]], [[0.7, -0.1], [-0.1, 0.6]]],
+        ]
+    ),
+)
+
+
+def test_impute_means_and_predictions_match_closed_forms():
+    weights, means, covs = TWO_DRAWS
+    est = fitted_on(weights, means, covs, 2)
+    X = np.array([[0.3, np.nan], [np.nan, 1.5], [0.5, 1.0], [np.nan, np.nan]])
+    res = est.impute(X, random_state=0)
+    assert res.draws.shape == (2, 4, 2) and res.mean.shape == res.low.shape == (4, 2)
+    expected_mean, expected_resp, expected_ll = np.zeros((4, 2)), np.zeros((2, 4, 2)), []
+    for s in range(2):
+        w, mu, cov = weights[s], means[s], covs[s]
+        ll = np.zeros(4)
+        for i, x in enumerate(X):
+            o = ~np.isnan(x)
+            if o.all():
+                dens = [stats.multivariate_normal(mu[k], cov[k]).pdf(x) for k in range(2)]
+                cond = [x, x]
+            elif o.any():
+                a, b = np.flatnonzero(o)[0], np.flatnonzero(~o)[0]
+                dens = [stats.norm(mu[k, a], np.sqrt(cov[k, a, a])).pdf(x[a]) for k in range(2)]
+                cond = []
+                for k in range(2):
+                    c = x.copy()
+                    c[b] = mu[k, b] + cov[k, b, a] / cov[k, a, a] * (x[a] - mu[k, a])
+                    cond.append(c)
+            else:
+                dens, cond = [1.0, 1.0], [mu[0], mu[1]]
+            r = w * np.array(dens) / np.dot(w, dens)
+            expected_resp[s, i] = r
+            expected_mean[i] += 0.5 * (r[0] * cond[0] + r[1] * cond[1])
+            ll[i] = np.log(np.dot(w, dens)) if o.any() else 0.0
+        expected_ll.append(ll)
+    np.testing.assert_allclose(res.mean, expected_mean, rtol=1e-10)
+    np.testing.assert_array_equal(
+        res.draws[:, ~np.isnan(X)], np.broadcast_to(X[~np.isnan(X)], (2, 4))
+    )
+    assert np.isfinite(res.draws).all()
+    np.testing.assert_allclose(est.predict_proba(X), expected_resp.mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(est.log_density_draws(X), np.array(expected_ll), rtol=1e-10)
+    # complete rows: the complete-data path, same numbers
+    np.testing.assert_allclose(
+        est.log_density_draws(X[2:3]), np.array(expected_ll)[:, 2:3], rtol=1e-10
+    )
+
+
+def test_deconvolve_matches_the_gaussian_posterior_of_the_true_position():
+    weights, means, covs = TWO_DRAWS
+    est = fitted_on(weights[:1], means[:1], covs[:1], 2)
+    X = np.array([[0.3, 1.0], [2.0, np.nan]])
+    S = np.array([[[0.5, 0.1], [0.1, 0.3]], [[0.2, 0.0], [0.0, 0.4]]])
+    res = est.deconvolve(X, S, random_state=0)
+    w, mu, cov = weights[0], means[0], covs[0]
+    for i, x in enumerate(X):
+        o = ~np.isnan(x)
+        dens, post = [], []
+        for k in range(2):
+            c = (cov[k] + S[i])[np.ix_(o, o)]
+            dens.append(stats.multivariate_normal(mu[k][o], c).pdf(x[o]))
+            post.append(mu[k] + cov[k][:, o] @ np.linalg.solve(c, x[o] - mu[k][o]))
+        r = w * np.array(dens) / np.dot(w, dens)
+        np.testing.assert_allclose(res.mean[i], r @ np.array(post), rtol=1e-10)
+    assert res.missing.all() and res.draws.shape == (1, 2, 2)
+    with pytest.raises(ValueError, match="needs noise_cov"):
+        est.deconvolve(X, None)
+    with pytest.raises(ValueError, match="noise_cov must have shape"):
+        est.deconvolve(X, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="prob"):
+        est.impute(X, prob=1.5)
