@@ -265,8 +265,7 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         kept = data[~np.isnan(data).all(axis=1)]
         if kept.shape[0] < 2:
             raise ValueError(
-                f"X has {kept.shape[0]} row(s) with an observed coordinate; at least 2 are "
-                "needed"
+                f"X has {kept.shape[0]} row(s) with an observed coordinate; at least 2 are needed"
             )
         resolve_gmm_priors(kept, self.n_components, self.covariance_type, self.priors)
         if self.chains < 4:
@@ -668,14 +667,25 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
 def log_likelihood_dataset(posterior: xr.Dataset, X) -> xr.Dataset:
     """The ``log_likelihood`` group of a GMM posterior (``weights``, ``means``, ``chol_cov``)
     on the observed data ``X``: variable ``x`` (chain, draw, obs), as
-    ``pm.compute_log_likelihood`` writes it for a :func:`build_gmm_model` model."""
+    ``pm.compute_log_likelihood`` writes it for a :func:`build_gmm_model` model (NaN in
+    ``X``: the missing coordinates marginalised, as the model does)."""
     dims = SAMPLE_DIMS
     stacked = [
         posterior[name].transpose(*dims, ...).values for name in ("weights", "means", "chol_cov")
     ]
     n_chain, n_draw = stacked[0].shape[:2]
     flat = [a.reshape(n_chain * n_draw, *a.shape[2:]) for a in stacked]
-    ll = log_likelihood_draws(X, *flat).reshape(n_chain, n_draw, -1)
+    X = np.asarray(X, dtype=np.float64)
+    if np.isnan(X).any():  # missing entries: the observed coordinates' log-likelihood
+        covs = flat[2] @ np.swapaxes(flat[2], -1, -2)
+        ll = np.stack(
+            [
+                observed_log_prob(X, w, m, c)[0]
+                for w, m, c in zip(flat[0], flat[1], covs, strict=True)
+            ]
+        ).reshape(n_chain, n_draw, -1)
+    else:
+        ll = log_likelihood_draws(X, *flat).reshape(n_chain, n_draw, -1)
     coords = {dim: posterior[dim].values for dim in dims}
     coords[OBS_DIM] = np.arange(ll.shape[-1])
     return xr.Dataset(

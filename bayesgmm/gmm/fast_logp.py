@@ -32,6 +32,7 @@ from pytensor.graph.traversal import graph_inputs
 from scipy.special import gammaln
 
 from bayesgmm.em.gaussian import LOG_2PI, sd_shape
+from bayesgmm.gmm.incomplete import missing_patterns
 from bayesgmm.gmm.model import OBS_VAR, model_covariance_type
 
 __all__ = ["FastGMM", "fast_gmm"]
@@ -341,8 +342,9 @@ def _components(x, buf):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum):
-    """The gradient into ``grad`` from the likelihood's sums (``zz_sum``: lower triangle)."""
+def _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum, extra):
+    """The gradient into ``grad`` from the likelihood's sums (``zz_sum``: lower triangle)
+    and ``extra`` = (g_logw, g_mu, g_chol) of the rows with missing coordinates."""
     k, d, cov, j = int(buf[_H_K]), int(buf[_H_D]), int(buf[_H_COV]), int(buf[_H_J])
     ow, omo, omf, om = int(buf[_H_OW]), int(buf[_H_OMO]), int(buf[_H_OMF]), int(buf[_H_OM])
     os_, oc = int(buf[_H_OS]), int(buf[_H_OC])
@@ -367,6 +369,9 @@ def _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum
                     acc += linv[c, m, r] * zz_sum[c, m, col]
                 g_chol[c, r, col] = acc
             g_chol[c, r, r] -= resp_sum[c] / chol[c, r, r]
+    g_logw += extra[0]
+    g_mu += extra[1]
+    g_chol += extra[2]
 
     grad[:] = 0.0
     # weights: d/dv = g - w sum(g), then u_i = v_i - v_{K-1} in reverse
@@ -442,7 +447,93 @@ def logp_grad(x, grad, buf):
     z_sum = np.zeros((k, d))
     zz_sum = np.zeros((k, d, d))
     lp += _likelihood(_unpack(buf)[8], 0, n, linv, b, base, resp_sum, z_sum, zz_sum)
-    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum)
+    extra = _extra_sums(k, d)
+    lp += _patterns_likelihood(buf, logw, mu, chol, extra)
+    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum, extra)
+    return lp
+
+
+@numba.njit(cache=True)
+def _extra_sums(k, d):
+    return np.zeros(k), np.zeros((k, d)), np.zeros((k, d, d))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _patterns_likelihood(buf, logw, mu, chol, extra):
+    """Log-likelihood of the rows with missing coordinates, stored after the complete rows
+    one missingness pattern at a time (``[n_patterns, then per pattern m, n_rows, the m
+    observed coordinates, the centred observed data (m, n_rows)]``); adds its gradient
+    w.r.t. log w, the centred means and the Cholesky factors L into ``extra``.
+
+    Pattern o: the complete-data pass on ``x_o`` with ``L_o = chol(Sigma_oo)``; the gradient
+    w.r.t. ``Sigma_oo`` is ``G = L_o^-T (sum rho z z^T - sum rho I) L_o^-1 / 2`` and, with
+    ``Sigma = L L^T``, the one w.r.t. L is ``2 G L`` (rows and columns o of G)."""
+    n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
+    pos = _HEADER + k + 3 * d + 2 + d + d * d + n * d
+    if pos >= int(buf[_H_LEN]):
+        return 0.0
+    g_logw, g_mu, g_chol = extra
+    n_pat = int(buf[pos])
+    pos += 1
+    lp = 0.0
+    for _ in range(n_pat):
+        m, n_p = int(buf[pos]), int(buf[pos + 1])
+        pos += 2
+        o = np.empty(m, dtype=np.int64)
+        for r in range(m):
+            o[r] = int(buf[pos + r])
+        pos += m
+        xt = buf[pos : pos + m * n_p].reshape((m, n_p))
+        pos += m * n_p
+        linv = np.zeros((k, m, m))
+        b = np.zeros((k, m))
+        base = np.empty(k)
+        lo = np.zeros((m, m))
+        for c in range(k):
+            for r in range(m):  # Cholesky factor of Sigma_oo, row by row
+                for q in range(r + 1):
+                    acc = 0.0
+                    for t in range(d):
+                        acc += chol[c, o[r], t] * chol[c, o[q], t]
+                    for t in range(q):
+                        acc -= lo[r, t] * lo[q, t]
+                    lo[r, q] = math.sqrt(acc) if r == q else acc / lo[q, q]
+            logdet = 0.0
+            for r in range(m):
+                logdet += math.log(lo[r, r])
+                for col in range(r + 1):
+                    acc = 1.0 if r == col else 0.0
+                    for t in range(col, r):
+                        acc -= lo[r, t] * linv[c, t, col]
+                    linv[c, r, col] = acc / lo[r, r]
+            for r in range(m):
+                acc = 0.0
+                for col in range(r + 1):
+                    acc += linv[c, r, col] * mu[c, o[col]]
+                b[c, r] = acc
+            base[c] = logw[c] - logdet - 0.5 * m * LOG_2PI
+        resp = np.zeros(k)
+        zs = np.zeros((k, m))
+        zz = np.zeros((k, m, m))
+        lp += _likelihood(xt, 0, n_p, linv, b, base, resp, zs, zz)
+        for c in range(k):
+            g_logw[c] += resp[c]
+            for r in range(m):
+                for col in range(r):
+                    zz[c, col, r] = zz[c, r, col]
+                zz[c, r, r] -= resp[c]
+            for r in range(m):
+                acc = 0.0
+                for t in range(r, m):
+                    acc += linv[c, t, r] * zs[c, t]
+                g_mu[c, o[r]] += acc
+            g = 0.5 * (linv[c].T @ (zz[c] @ linv[c]))  # d lp / d Sigma_oo
+            for r in range(m):
+                for t in range(o[r] + 1):  # lower triangle of 2 G L, rows o
+                    acc = 0.0
+                    for q in range(m):
+                        acc += g[r, q] * chol[c, o[q], t]
+                    g_chol[c, o[r], t] += 2.0 * acc
     return lp
 
 
@@ -494,7 +585,9 @@ def logp_grad_threads(x, grad, buf):
         parts[t] = _likelihood(xt, lo, hi, linv, b, base, resp[t], zs[t], zzs[t])
     part, resp_sum, z_sum, zz_sum = _total(parts, resp, zs, zzs)
     lp += part
-    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum)
+    extra = _extra_sums(k, d)
+    lp += _patterns_likelihood(buf, logw, mu, chol, extra)
+    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum, extra)
     return lp
 
 
@@ -672,9 +765,8 @@ def _read_model(model: pm.Model) -> FastGMM:
     except ValueError as err:
         raise _Unsupported(str(err)) from err
     data = _const(model.rvs_to_values[model[OBS_VAR]])
-    # missing entries (NaN) and measurement errors (extra likelihood inputs): the PyTensor graph
-    if np.isnan(data).any():
-        raise _Unsupported("missing values (NaN) in the data")
+    # measurement errors (extra likelihood inputs): the PyTensor graph; missing entries
+    # (NaN): the complete rows as usual, the others by pattern after them
     obs = model[OBS_VAR].owner
     if len(obs.op.dist_params(obs)) != 3:
         raise _Unsupported("likelihood with measurement errors (noise_cov)")
@@ -739,7 +831,17 @@ def _read_model(model: pm.Model) -> FastGMM:
     ends = np.cumsum([int(np.prod(s)) for s in shapes])
     off = {name: int(end - np.prod(s)) for name, s, end in zip(free, shapes, ends, strict=True)}
     n_dim = int(ends[-1])
-    centre = data.mean(axis=0)
+    centre = np.nanmean(data, axis=0)
+    observed = ~np.isnan(data)
+    complete = observed.all(axis=1)
+    patterns = []
+    if not complete.all():
+        patterns = [float(len(missing_patterns(observed[~complete])))]
+        for o, rows in missing_patterns(observed[~complete]):
+            sub = (data[~complete][rows][:, o] - centre[o]).T  # (m, n_p)
+            patterns += [float(o.size), float(rows.size), *o.astype(float), *sub.ravel()]
+        data = data[complete]
+        n = data.shape[0]
     header = np.zeros(_HEADER)
     header[[_H_N, _H_K, _H_D, _H_COV, _H_J]] = n, k, d, _COV_CODES[cov], j
     header[[_H_OW, _H_OMO, _H_OMF, _H_OM, _H_OS, _H_OC, _H_NDIM]] = (
@@ -753,6 +855,7 @@ def _read_model(model: pm.Model) -> FastGMM:
     )
     body = [alpha, mu0, s0, scale, [eta, const], centre, _corr_index(d).ravel()]
     body.append((data - centre).T.ravel())  # feature-major: the pass runs along N
+    body.append(np.asarray(patterns))  # rows with missing coordinates (none: empty)
     buf = np.concatenate([header, *map(np.ravel, body)])
     buf[_H_LEN] = buf.size
 
