@@ -14,6 +14,11 @@ branch-free and vectorised, exp included), and the reverse-mode gradient by hand
 :func:`logp_grad_threads` splits that pass over threads (opt-in, for one chain on large
 data).
 
+Missing entries (NaN, :func:`build_gmm_model` marginalises them) are covered: the complete
+rows take the pass above, then each missingness pattern its own pass on its observed
+coordinates with the Cholesky factor of ``Sigma_oo`` (:func:`_patterns_likelihood`).
+Models with measurement errors (``noise_cov``) are declined.
+
 The kernels are compiled by numba with ``cache=True``: the compilation (a few seconds) is
 paid once per machine and environment, not once per model.
 """
@@ -749,7 +754,8 @@ class FastGMM:
 
 def fast_gmm(model: pm.Model) -> FastGMM | None:
     """The fused numba log-density of ``model``, or None if the model is not exactly a
-    :func:`build_gmm_model` model (for example after a user added a variable)."""
+    :func:`build_gmm_model` model (for example after a user added a variable) or has
+    measurement errors (``noise_cov``; missing entries are supported)."""
     try:
         return _read_model(model)
     except (_Unsupported, KeyError):  # KeyError: a variable or coord of ours is missing

@@ -357,6 +357,11 @@ def test_impute_means_and_predictions_match_closed_forms():
     assert np.isfinite(res.draws).all()
     np.testing.assert_allclose(est.predict_proba(X), expected_resp.mean(axis=0), rtol=1e-10)
     np.testing.assert_allclose(est.log_density_draws(X), np.array(expected_ll), rtol=1e-10)
+    # LOO's pointwise log-likelihood (NumPy) marginalises the NaN in the same way
+    from bayesgmm.gmm.estimator import log_likelihood_dataset
+
+    ll = log_likelihood_dataset(est.idata_["posterior"].to_dataset(), X)["x"].values[0]
+    np.testing.assert_allclose(ll, np.array(expected_ll), rtol=1e-10)
     # complete rows: the complete-data path, same numbers
     np.testing.assert_allclose(
         est.log_density_draws(X[2:3]), np.array(expected_ll)[:, 2:3], rtol=1e-10
@@ -386,3 +391,26 @@ def test_deconvolve_matches_the_gaussian_posterior_of_the_true_position():
         est.deconvolve(X, np.ones((3, 2)))
     with pytest.raises(ValueError, match="prob"):
         est.impute(X, prob=1.5)
+
+
+def test_bayesgmm_fit_with_missing_entries_on_the_fused_kernel():
+    """EM with NaN -> MAP -> nutpie on the fused log-density (no PyTensor compilation):
+    the cross-check agrees, an empty row is dropped with a warning, NaN is kept in
+    ``observed_data``, and LOO runs on the observed coordinates."""
+    from bayesgmm import BayesGMM
+
+    rng = np.random.default_rng(12)
+    n = 200
+    z = rng.integers(0, 2, n)
+    X = np.array([[-2.0, 0.0], [2.0, 1.0]])[z] + 0.7 * rng.normal(size=(n, 2))
+    X[rng.random((n, 2)) < 0.2] = np.nan
+    X[0] = np.nan
+    with pytest.warns(UserWarning, match=r"\d+ row\(s\) with every coordinate missing"):
+        model = BayesGMM(2, random_state=0, progressbar=False, draws=500, tune=500).fit(X)
+    assert fast_gmm(model.model_) is not None
+    assert model.crosscheck_.verdict == "agree", model.crosscheck_.to_text()
+    kept = X[~np.isnan(X).all(axis=1)]
+    np.testing.assert_array_equal(
+        np.isnan(model.idata_["observed_data"]["x"].values), np.isnan(kept)
+    )
+    assert model.loo().elpd < 0
