@@ -595,9 +595,11 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         check_is_fitted(self, "idata_")
         if "log_likelihood" not in self.idata_.children:
             if fast_gmm(self.model_) is not None:  # the plain model: NumPy, no compiling
+                observed = self.idata_["observed_data"].to_dataset()
                 ll = log_likelihood_dataset(
                     self.idata_["posterior"].to_dataset(),
-                    self.idata_["observed_data"][OBS_VAR].values,
+                    observed[OBS_VAR].values,
+                    noise_cov=observed[NOISE_VAR].values if NOISE_VAR in observed else None,
                 )
             else:
                 ll = pm.compute_log_likelihood(
@@ -664,11 +666,12 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         return self.crosscheck_.to_text()
 
 
-def log_likelihood_dataset(posterior: xr.Dataset, X) -> xr.Dataset:
+def log_likelihood_dataset(posterior: xr.Dataset, X, noise_cov=None) -> xr.Dataset:
     """The ``log_likelihood`` group of a GMM posterior (``weights``, ``means``, ``chol_cov``)
     on the observed data ``X``: variable ``x`` (chain, draw, obs), as
     ``pm.compute_log_likelihood`` writes it for a :func:`build_gmm_model` model (NaN in
-    ``X``: the missing coordinates marginalised, as the model does)."""
+    ``X``: the missing coordinates marginalised, as the model does; ``noise_cov``
+    (n, d, d): the rows' measurement-error covariances added)."""
     dims = SAMPLE_DIMS
     stacked = [
         posterior[name].transpose(*dims, ...).values for name in ("weights", "means", "chol_cov")
@@ -676,11 +679,11 @@ def log_likelihood_dataset(posterior: xr.Dataset, X) -> xr.Dataset:
     n_chain, n_draw = stacked[0].shape[:2]
     flat = [a.reshape(n_chain * n_draw, *a.shape[2:]) for a in stacked]
     X = np.asarray(X, dtype=np.float64)
-    if np.isnan(X).any():  # missing entries: the observed coordinates' log-likelihood
+    if noise_cov is not None or np.isnan(X).any():  # observed coordinates, noise added
         covs = flat[2] @ np.swapaxes(flat[2], -1, -2)
         ll = np.stack(
             [
-                observed_log_prob(X, w, m, c)[0]
+                observed_log_prob(X, w, m, c, noise_cov)[0]
                 for w, m, c in zip(flat[0], flat[1], covs, strict=True)
             ]
         ).reshape(n_chain, n_draw, -1)

@@ -17,7 +17,8 @@ data).
 Missing entries (NaN, :func:`build_gmm_model` marginalises them) are covered: the complete
 rows take the pass above, then each missingness pattern its own pass on its observed
 coordinates with the Cholesky factor of ``Sigma_oo`` (:func:`_patterns_likelihood`).
-Models with measurement errors (``noise_cov``) are declined.
+Rows with measurement errors (``noise_cov``) take a row-by-row pass with one Cholesky
+factor of ``Sigma_k,oo + S_i,oo`` per row and component (:func:`_noisy_likelihood`).
 
 The kernels are compiled by numba with ``cache=True``: the compilation (a few seconds) is
 paid once per machine and environment, not once per model.
@@ -479,7 +480,7 @@ def _patterns_likelihood(buf, logw, mu, chol, extra):
         return 0.0
     g_logw, g_mu, g_chol = extra
     n_pat = int(buf[pos])
-    pos += 1
+    pos += 2  # n_patterns, position of the noisy rows' section
     lp = 0.0
     for _ in range(n_pat):
         m, n_p = int(buf[pos]), int(buf[pos + 1])
@@ -539,6 +540,86 @@ def _patterns_likelihood(buf, logw, mu, chol, extra):
                     for q in range(m):
                         acc += g[r, q] * chol[c, o[q], t]
                     g_chol[c, o[r], t] += 2.0 * acc
+    return lp + _noisy_likelihood(buf, logw, mu, chol, extra)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _noisy_likelihood(buf, logw, mu, chol, extra):
+    """Log-likelihood of rows with measurement errors, one at a time (``[n_rows, then per
+    row m, its m observed coordinates, centred x_o (m), S_oo (m, m)]``): one Cholesky
+    factor of ``Sigma_k,oo + S_oo`` per row and component; adds the gradient (w.r.t.
+    ``Sigma_oo``: ``rho (P r r^T P - P) / 2``, then ``2 G L``) into ``extra``."""
+    n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
+    pos = int(buf[_HEADER + k + 3 * d + 2 + d + d * d + n * d + 1])
+    g_logw, g_mu, g_chol = extra
+    n_rows = int(buf[pos])
+    pos += 1
+    lp = 0.0
+    comp = np.empty(k)
+    lo = np.zeros((d, d))
+    linv = np.zeros((k, d, d))
+    pr = np.zeros((k, d))
+    for _ in range(n_rows):
+        m = int(buf[pos])
+        pos += 1
+        o = np.empty(m, dtype=np.int64)
+        for r in range(m):
+            o[r] = int(buf[pos + r])
+        pos += m
+        x = buf[pos : pos + m]
+        pos += m
+        s = buf[pos : pos + m * m].reshape((m, m))
+        pos += m * m
+        for c in range(k):
+            for r in range(m):  # Cholesky factor of Sigma_oo + S_oo
+                for q in range(r + 1):
+                    acc = s[r, q]
+                    for t in range(d):
+                        acc += chol[c, o[r], t] * chol[c, o[q], t]
+                    for t in range(q):
+                        acc -= lo[r, t] * lo[q, t]
+                    lo[r, q] = math.sqrt(acc) if r == q else acc / lo[q, q]
+            logdet = 0.0
+            quad = 0.0
+            for r in range(m):
+                logdet += math.log(lo[r, r])
+                for col in range(r + 1):
+                    acc = 1.0 if r == col else 0.0
+                    for t in range(col, r):
+                        acc -= lo[r, t] * linv[c, t, col]
+                    linv[c, r, col] = acc / lo[r, r]
+            for r in range(m):  # z = L^-1 (x - mu), then P r = L^-T z
+                acc = 0.0
+                for col in range(r + 1):
+                    acc += linv[c, r, col] * (x[col] - mu[c, o[col]])
+                pr[c, r] = acc
+                quad += acc * acc
+            for r in range(m):
+                acc = 0.0
+                for t in range(r, m):
+                    acc += linv[c, t, r] * pr[c, t]
+                pr[c, r] = acc
+            comp[c] = logw[c] - logdet - 0.5 * m * LOG_2PI - 0.5 * quad
+        cmax = comp.max()
+        tot = 0.0
+        for c in range(k):
+            comp[c] = math.exp(comp[c] - cmax)
+            tot += comp[c]
+        lp += cmax + math.log(tot)
+        for c in range(k):
+            rho = comp[c] / tot
+            g_logw[c] += rho
+            for r in range(m):
+                g_mu[c, o[r]] += rho * pr[c, r]
+            for r in range(m):
+                for t in range(o[r] + 1):  # lower triangle of 2 G L, rows o
+                    acc = 0.0
+                    for q in range(m):
+                        prec = 0.0  # P[r, q] = sum_t linv[t, r] linv[t, q]
+                        for u in range(max(r, q), m):
+                            prec += linv[c, u, r] * linv[c, u, q]
+                        acc += (pr[c, r] * pr[c, q] - prec) * chol[c, o[q], t]
+                    g_chol[c, o[r], t] += rho * acc
     return lp
 
 
@@ -774,8 +855,12 @@ def _read_model(model: pm.Model) -> FastGMM:
     # measurement errors (extra likelihood inputs): the PyTensor graph; missing entries
     # (NaN): the complete rows as usual, the others by pattern after them
     obs = model[OBS_VAR].owner
-    if len(obs.op.dist_params(obs)) != 3:
-        raise _Unsupported("likelihood with measurement errors (noise_cov)")
+    params = obs.op.dist_params(obs)
+    noise = None
+    if len(params) == 5:  # measurement errors: (weights, means, scale, noise_cov, factor)
+        noise = _const(params[3])
+    elif len(params) != 3:
+        raise _Unsupported(f"likelihood with {len(params)} parameters")
     n, d = data.shape
     k = len(model.coords["component"])
     ordered = "means_ordered" in free
@@ -841,11 +926,25 @@ def _read_model(model: pm.Model) -> FastGMM:
     observed = ~np.isnan(data)
     complete = observed.all(axis=1)
     patterns = []
+    if noise is not None:  # every row in the noisy section
+        complete[:] = False
     if not complete.all():
-        patterns = [float(len(missing_patterns(observed[~complete])))]
-        for o, rows in missing_patterns(observed[~complete]):
+        groups = [] if noise is not None else missing_patterns(observed[~complete])
+        patterns = [float(len(groups)), 0.0]
+        for o, rows in groups:
             sub = (data[~complete][rows][:, o] - centre[o]).T  # (m, n_p)
             patterns += [float(o.size), float(rows.size), *o.astype(float), *sub.ravel()]
+        n_complete = int(complete.sum())
+        noisy_pos = _HEADER + k + 3 * d + 2 + d + d * d + n_complete * d + len(patterns)
+        patterns[1] = float(noisy_pos)
+        if noise is None:
+            patterns.append(0.0)
+        else:
+            patterns.append(float(n))
+            for i in range(n):
+                o = np.flatnonzero(observed[i])
+                patterns += [float(o.size), *o.astype(float), *(data[i, o] - centre[o])]
+                patterns += list(noise[i][np.ix_(o, o)].ravel())
         data = data[complete]
         n = data.shape[0]
     header = np.zeros(_HEADER)

@@ -130,10 +130,29 @@ def test_complete_noise_free_model_is_unchanged():
     assert fast_gmm(zero) is not None
 
 
-def test_fast_kernel_declines_noisy_models():
-    X = np.nan_to_num(incomplete_data(), nan=0.0)
-    model = build_gmm_model(X, n_components=K, noise_cov=noise_covs(*X.shape))
-    assert fast_gmm(model) is None
+@pytest.mark.parametrize(
+    ("covariance_type", "noise"),
+    [("full", "full"), ("tied", "diag"), ("diag", "diag"), ("spherical", "full")],
+)
+def test_fast_kernel_with_noise_equals_pymc(covariance_type, noise):
+    """Measurement errors (with missing entries for full errors): the fused row-by-row
+    pass against ``model.logp()`` and ``model.dlogp()``."""
+    X = incomplete_data(n=20, seed=4) + 5.0
+    n, d = X.shape
+    if noise == "full":
+        noise_cov = noise_covs(n, d, seed=5)
+    else:
+        X, noise_cov = np.nan_to_num(X, nan=5.0), np.random.default_rng(5).random((n, d))
+    model = build_gmm_model(X, n_components=3, covariance_type=covariance_type, noise_cov=noise_cov)
+    fast = fast_gmm(model)
+    assert fast is not None
+    logp_ref = model.compile_logp(mode=PY_MODE)
+    dlogp_ref = model.compile_dlogp(mode=PY_MODE)
+    x = np.random.default_rng(0).normal(scale=0.7, size=fast.n_dim)
+    lp, grad = fast.logp_dlogp(x)
+    point = {k: v for k, v in fast.expand(x).items() if k in fast.value_names}
+    assert lp == pytest.approx(logp_ref(point), rel=1e-12, abs=1e-10)
+    np.testing.assert_allclose(grad, dlogp_ref(point), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize(
@@ -375,6 +394,7 @@ def test_deconvolve_matches_the_gaussian_posterior_of_the_true_position():
     S = np.array([[[0.5, 0.1], [0.1, 0.3]], [[0.2, 0.0], [0.0, 0.4]]])
     res = est.deconvolve(X, S, random_state=0)
     w, mu, cov = weights[0], means[0], covs[0]
+    expected_ll = []
     for i, x in enumerate(X):
         o = ~np.isnan(x)
         dens, post = [], []
@@ -384,6 +404,12 @@ def test_deconvolve_matches_the_gaussian_posterior_of_the_true_position():
             post.append(mu[k] + cov[k][:, o] @ np.linalg.solve(c, x[o] - mu[k][o]))
         r = w * np.array(dens) / np.dot(w, dens)
         np.testing.assert_allclose(res.mean[i], r @ np.array(post), rtol=1e-10)
+        expected_ll.append(np.log(np.dot(w, dens)))
+    # LOO's NumPy log-likelihood with the noise added
+    from bayesgmm.gmm.estimator import log_likelihood_dataset
+
+    ll = log_likelihood_dataset(est.idata_["posterior"].to_dataset(), X, noise_cov=S)
+    np.testing.assert_allclose(ll["x"].values[0, 0], expected_ll, rtol=1e-10)
     assert res.missing.all() and res.draws.shape == (1, 2, 2)
     with pytest.raises(ValueError, match="needs noise_cov"):
         est.deconvolve(X, None)
