@@ -440,3 +440,30 @@ def test_bayesgmm_fit_with_missing_entries_on_the_fused_kernel():
         np.isnan(model.idata_["observed_data"]["x"].values), np.isnan(kept)
     )
     assert model.loo().elpd < 0
+
+
+def test_nutpie_callback_runs_the_current_kernel():
+    """The cached C callback that nutpie calls gives the kernel's value on a model with
+    missing entries and noise (a stale numba cache of fastnuts would not: see
+    ``fastnuts._KERNEL_REVISION``)."""
+    import ctypes
+
+    from bayesgmm.gmm import fastnuts
+
+    X = incomplete_data(n=20, seed=6)
+    model = build_gmm_model(X, n_components=K, noise_cov=noise_covs(*X.shape, seed=7))
+    fast = fast_gmm(model)
+    x = np.random.default_rng(1).normal(scale=0.5, size=fast.n_dim)
+    out, logp = np.empty(fast.n_dim), np.empty(1)
+    ptr = ctypes.POINTER(ctypes.c_double)
+    rc = fastnuts._logp_cfunc.ctypes(
+        fast.n_dim,
+        x.ctypes.data_as(ptr),
+        out.ctypes.data_as(ptr),
+        logp.ctypes.data_as(ptr),
+        fast.buf.ctypes.data_as(ctypes.c_void_p),
+    )
+    lp, grad = fast.logp_dlogp(x)
+    assert rc == 0
+    assert logp[0] == lp
+    np.testing.assert_array_equal(out, grad)
