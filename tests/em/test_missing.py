@@ -579,3 +579,39 @@ def test_mcar_estimates_converge_to_the_truth(fraction):
         assert error < tolerance, (n, error)
         errors.append(error)
     assert errors[-1] < errors[0] / 3
+
+
+@ignore_convergence
+def test_warm_start_continues_with_nan_and_noise():
+    X = _remove(_simulate(200, 42)[0], 0.3, 43)
+    X = X[~np.isnan(X).all(axis=1)]
+    noise = np.random.default_rng(44).uniform(0.0, 0.2, size=X.shape)
+    gm = _fixed("full")
+    kw = {"tol": 0.0, "weights_init": gm.weights_, "means_init": gm.means_,
+          "precisions_init": gm.precisions_}  # fmt: skip
+    warm = GaussianMixture(2, max_iter=1, warm_start=True, **kw)
+    warm.fit(X, noise_cov=noise)
+    warm.fit(X, noise_cov=noise)
+    once = GaussianMixture(2, max_iter=2, **kw).fit(X, noise_cov=noise)
+    assert_allclose(warm.means_, once.means_, rtol=1e-12)
+    assert_allclose(warm.covariances_, once.covariances_, rtol=1e-12)
+
+
+def test_dataframe_with_nan_keeps_feature_names():
+    pd = pytest.importorskip("pandas")
+    X = _remove(_simulate(150, 45)[0], 0.2, 46)
+    X = X[~np.isnan(X).all(axis=1)]
+    frame = pd.DataFrame(X, columns=["length", "width", "depth"])
+    gm = GaussianMixture(2, random_state=0).fit(frame)
+    assert list(gm.feature_names_in_) == ["length", "width", "depth"]
+    # (a DataFrame's array is Fortran-ordered: equal up to the order of the sums)
+    assert_allclose(gm.means_, GaussianMixture(2, random_state=0).fit(X).means_, rtol=1e-12)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        from_array = gm.impute(X)
+    assert_allclose(gm.impute(frame), from_array, rtol=1e-12)
+    frame["depth"] = np.nan
+    with (
+        pytest.raises(ValueError, match=r"feature\(s\) \['depth'\] have no observed value"),
+        pytest.warns(UserWarning, match="every coordinate missing"),  # rows now all NaN
+    ):
+        GaussianMixture(2).fit(frame)

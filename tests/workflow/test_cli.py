@@ -120,6 +120,14 @@ def test_existing_path_wins_over_dataset_name(capsys, tmp_path, monkeypatch):
     assert summary["data"]["n_samples"] == 6
 
 
+def test_blank_cells_are_missing_values(capsys, tmp_path):
+    """An empty CSV cell is a missing value, integrated out as GaussianMixture does."""
+    path = tmp_path / "holes.csv"
+    path.write_text("a,b\n1,2\n3,\n5,1\n2,2.5\n4,1.5\n")
+    X = np.array([[1, 2], [3, np.nan], [5, 1], [2, 2.5], [4, 1.5]])
+    assert_matches(run_json(capsys, str(path), "-k", "1"), X, n_components=1)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -129,7 +137,7 @@ def test_existing_path_wins_over_dataset_name(capsys, tmp_path, monkeypatch):
         (["{csv}", "-k", "2", "--columns", "x,label"], "column(s) ['label']"),
         (["{csv}", "-k", "2", "--columns", "x,,y"], "--columns must be distinct"),
         (["{bad}", "-k", "2"], "has no numeric columns"),
-        (["{nan}", "-k", "1"], "contains NaN"),
+        (["{inf}", "-k", "1"], "contains inf"),
         (["{empty}", "-k", "1"], "could not read"),
         (["{empty}", "-k", "1"], "as CSV: the file is empty (0 bytes)"),
         (["{header}", "-k", "1"], "has a header row (a, b) but no data rows"),
@@ -142,7 +150,7 @@ def test_existing_path_wins_over_dataset_name(capsys, tmp_path, monkeypatch):
 )
 def test_errors(capsys, tmp_path, csv_path, argv, message):
     (tmp_path / "bad.csv").write_text("name,city\nann,paris\nbob,rome\n")
-    (tmp_path / "nan.csv").write_text("a,b\n1,2\n3,\n5,1\n")
+    (tmp_path / "inf.csv").write_text("a,b\n1,2\n3,inf\n5,1\n")
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header.csv").write_text("a,b\n")
     (tmp_path / "binary.csv").write_bytes(b"PK\x03\x04\x00\x00\x08\x00")
@@ -150,7 +158,7 @@ def test_errors(capsys, tmp_path, csv_path, argv, message):
     paths = {
         "csv": csv_path,
         "bad": tmp_path / "bad.csv",
-        "nan": tmp_path / "nan.csv",
+        "inf": tmp_path / "inf.csv",
         "empty": tmp_path / "empty.csv",
         "header": tmp_path / "header.csv",
         "binary": tmp_path / "binary.csv",
