@@ -301,11 +301,7 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         """
         data = self._check_params(X)
         names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
-        noise = None
-        if noise_cov is not None:
-            noise, _ = check_noise_cov(noise_cov, *data.shape)
-            if not noise.any():
-                noise = None
+        noise = check_noise_cov(noise_cov, data)[0]  # None: no (or all-zero) noise
         keep = ~np.isnan(data).all(axis=1)
         if not keep.all():
             warnings.warn(
@@ -407,12 +403,7 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
                 f"X has {data.shape[1]} features, but the model was fitted with "
                 f"{self.n_features_in_}"
             )
-        noise = None
-        if noise_cov is not None:
-            noise, _ = check_noise_cov(noise_cov, *data.shape)
-            if not noise.any():
-                noise = None
-        return data, noise
+        return data, check_noise_cov(noise_cov, data)[0]
 
     def _log_prob_resp_draws(self, X, noise_cov):
         """(log p(x_i,o | theta_s) (S, n), p(z_i = k | x_i,o, theta_s) (S, n, K)) over the

@@ -31,6 +31,7 @@ from scipy.special import logsumexp
 
 from bayesgmm._validation import check_data_matrix, check_feature_spread
 from bayesgmm.em.gaussian import LOG_2PI
+from bayesgmm.em.missing import check_noise_cov as em_check_noise_cov
 
 __all__ = [
     "IMPUTATION_TARGETS",
@@ -46,8 +47,6 @@ __all__ = [
 #: what :func:`conditional_gaussians` conditions: the measurement (imputation) or the
 #: true position (deconvolution)
 IMPUTATION_TARGETS = ("measurement", "truth")
-#: relative tolerance of the symmetry and positive semi-definiteness checks of noise_cov
-_PSD_RTOL = 1e-10
 
 
 # --------------------------------------------------------------------------------------
@@ -60,26 +59,12 @@ def check_incomplete_matrix(
 ) -> np.ndarray:
     """``X`` as a float64 (n_samples, n_features) array in which NaN marks a missing entry.
 
-    The checks of :func:`bayesgmm._validation.check_data_matrix` (numeric, 2-D, non-empty,
-    enough rows, no inf) and of the feature spread, ignoring NaN; a column with no observed
-    value, and (unless ``allow_empty_rows``) a row with no observed value, raise ValueError.
+    The checks of :func:`bayesgmm._validation.check_data_matrix` with ``allow_nan=True``
+    (numeric, 2-D, non-empty, enough rows, no inf) and of the feature spread, ignoring NaN;
+    a column with no observed value, and (unless ``allow_empty_rows``) a row with no
+    observed value, raise ValueError.
     """
-    try:
-        arr = check_data_matrix(X, name=name, min_samples=min_samples)
-    except ValueError as err:
-        first = err
-        try:
-            if hasattr(X, "to_numpy") and hasattr(X, "columns"):
-                arr = X.to_numpy(dtype=np.float64, na_value=np.nan)
-            else:
-                arr = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise first from None
-        if arr.ndim != 2 or not np.isnan(arr).any():
-            raise first from None
-        # every other check (inf, shape, size) on the array with its holes filled
-        check_data_matrix(np.where(np.isnan(arr), 0.0, arr), name=name, min_samples=min_samples)
-        arr = np.ascontiguousarray(arr)
+    arr = check_data_matrix(X, name=name, min_samples=min_samples, allow_nan=True)
     observed = ~np.isnan(arr)
     empty_cols = np.flatnonzero(~observed.any(axis=0))
     if empty_cols.size:
@@ -102,53 +87,24 @@ def check_incomplete_matrix(
     return arr
 
 
-def check_noise_cov(noise_cov, n_samples: int, n_features: int) -> tuple[np.ndarray, bool]:
+def check_noise_cov(noise_cov, X: np.ndarray) -> tuple[np.ndarray | None, bool]:
     """Measurement-error covariances as a (n_samples, n_features, n_features) array.
 
-    ``noise_cov`` is (n, d, d) (full error covariances: symmetric positive semi-definite)
-    or (n, d) (diagonal errors: the *variances*, >= 0).  Returns the full array and whether
-    every matrix is diagonal.  Raises ValueError naming the first offending row.
+    The rules of EM's :func:`bayesgmm.em.missing.check_noise_cov` (the same input is
+    accepted by ``GaussianMixture`` and ``BayesGMM``): ``noise_cov`` is (n, d, d) (full
+    error covariances: symmetric positive semi-definite on each row's observed block) or
+    (n, d) (diagonal errors: the *variances*, >= 0); entries of missing coordinates are
+    ignored (set to 0).  Returns ``(S, diagonal)``: the full array, or None when every
+    entry is 0 (no measurement error), and whether every matrix is diagonal.
     """
-    try:
-        s = np.asarray(noise_cov, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"noise_cov must be a numeric array ({err})") from None
-    n, d = n_samples, n_features
-    if s.shape == (n, d):
-        bad = np.flatnonzero(~(np.isfinite(s) & (s >= 0)).all(axis=1))
-        if bad.size:
-            raise ValueError(
-                f"noise_cov of shape (n, d) holds error variances, which must be finite and "
-                f">= 0; row {bad[0]} is {s[bad[0]].tolist()}"
-            )
+    s = em_check_noise_cov(noise_cov, X)
+    if s is None:
+        return None, False
+    n, d = X.shape
+    if s.ndim == 2:
         full = np.zeros((n, d, d))
         full[:, np.arange(d), np.arange(d)] = s
         return full, True
-    if s.shape != (n, d, d):
-        raise ValueError(
-            f"noise_cov must have shape (n_samples, n_features, n_features) = {(n, d, d)} "
-            f"(full error covariances) or (n_samples, n_features) = {(n, d)} (error "
-            f"variances), got {s.shape}"
-        )
-    bad = np.flatnonzero(~np.isfinite(s).all(axis=(1, 2)))
-    if bad.size:
-        raise ValueError(f"noise_cov must be finite; row {bad[0]} is not")
-    scale = np.abs(s).max(axis=(1, 2))
-    asym = np.abs(s - np.swapaxes(s, 1, 2)).max(axis=(1, 2))
-    bad = np.flatnonzero(asym > _PSD_RTOL * scale)
-    if bad.size:
-        raise ValueError(
-            f"noise_cov[{bad[0]}] is not symmetric (largest |S - S.T| = {asym[bad[0]]:.3g}); "
-            "error covariances must be symmetric"
-        )
-    s = 0.5 * (s + np.swapaxes(s, 1, 2))
-    low = np.linalg.eigvalsh(s)[:, 0]
-    bad = np.flatnonzero(low < -_PSD_RTOL * scale)
-    if bad.size:
-        raise ValueError(
-            f"noise_cov[{bad[0]}] is not positive semi-definite (smallest eigenvalue "
-            f"{low[bad[0]]:.3g}); error covariances must be positive semi-definite"
-        )
     off = s.copy()
     off[:, np.arange(d), np.arange(d)] = 0.0
     return s, bool(not off.any())

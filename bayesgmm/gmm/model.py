@@ -743,11 +743,8 @@ def build_gmm_model(
         raise ValueError(f"Unknown logp_form {logp_form!r}; use one of {list(_LOGP_FORMS)}.")
     pri = resolve_gmm_priors(data, k, covariance_type, priors)
     observed_mask = ~np.isnan(data)
-    noise, noise_diagonal = None, False
-    if noise_cov is not None:
-        noise, noise_diagonal = check_noise_cov(noise_cov, n_obs, d)
-        if not noise.any():  # all zeros: no measurement error, the complete-data model
-            noise = None
+    # None or all zeros: no measurement error, the complete-data model
+    noise, noise_diagonal = check_noise_cov(noise_cov, data)
     plain = noise is None and bool(observed_mask.all())
 
     model_coords = _build_coords(n_obs, k, feature_names, coords)

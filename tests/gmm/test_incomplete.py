@@ -296,10 +296,17 @@ def test_bad_incomplete_input_raises(kwargs, match):
 
 
 def test_check_noise_cov_diagonal_flag():
-    full, diag = check_noise_cov(np.ones((4, 2)), 4, 2)
+    X = np.zeros((4, 2))
+    full, diag = check_noise_cov(np.ones((4, 2)), X)
     assert diag and full.shape == (4, 2, 2)
     np.testing.assert_array_equal(full[0], np.eye(2))
-    assert not check_noise_cov(noise_covs(4, 2), 4, 2)[1]
+    assert not check_noise_cov(noise_covs(4, 2), X)[1]
+    assert check_noise_cov(np.zeros((4, 2)), X) == (None, False)
+    # entries of missing coordinates are ignored (EM's rule)
+    X[0, 1] = np.nan
+    S = np.ones((4, 2))
+    S[0, 1] = np.nan
+    np.testing.assert_array_equal(check_noise_cov(S, X)[0][0], np.diag([1.0, 0.0]))
 
 
 # --------------------------------------------------------------------------------------
