@@ -397,7 +397,8 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         """``X`` (NaN: missing entries, rows with nothing observed allowed) and the rows'
         noise covariances as (n, d, d) (None when not given or all zeros)."""
         check_is_fitted(self, "idata_")
-        data = check_incomplete_matrix(X, allow_empty_rows=True)
+        # predictions: any finite scale, and a column may be missing in every row
+        data = check_incomplete_matrix(X, allow_empty_rows=True, check_spread=False)
         if data.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {data.shape[1]} features, but the model was fitted with "

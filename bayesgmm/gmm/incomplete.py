@@ -55,19 +55,25 @@ IMPUTATION_TARGETS = ("measurement", "truth")
 
 
 def check_incomplete_matrix(
-    X, *, name: str = "X", min_samples: int = 1, allow_empty_rows: bool = False
+    X,
+    *,
+    name: str = "X",
+    min_samples: int = 1,
+    allow_empty_rows: bool = False,
+    check_spread: bool = True,
 ) -> np.ndarray:
     """``X`` as a float64 (n_samples, n_features) array in which NaN marks a missing entry.
 
     The checks of :func:`bayesgmm._validation.check_data_matrix` with ``allow_nan=True``
-    (numeric, 2-D, non-empty, enough rows, no inf) and of the feature spread, ignoring NaN;
-    a column with no observed value, and (unless ``allow_empty_rows``) a row with no
-    observed value, raise ValueError.
+    (numeric, 2-D, non-empty, enough rows, no inf) and, if ``check_spread`` (data to fit,
+    not to predict on), of the feature spread, ignoring NaN, and of columns with no
+    observed value; a row with no observed value raises ValueError unless
+    ``allow_empty_rows``.
     """
     arr = check_data_matrix(X, name=name, min_samples=min_samples, allow_nan=True)
     observed = ~np.isnan(arr)
     empty_cols = np.flatnonzero(~observed.any(axis=0))
-    if empty_cols.size:
+    if empty_cols.size and check_spread:
         raise ValueError(
             f"{name} has no observed value in column(s) {empty_cols[:5].tolist()}: a feature "
             "that is never observed cannot be modelled; drop it"
@@ -80,10 +86,11 @@ def check_incomplete_matrix(
                 f"{empty[:5].tolist()}: they carry no information about the mixture; drop them "
                 f"(e.g. {name}[~np.isnan({name}).all(axis=1)])"
             )
-    with np.errstate(invalid="ignore"):
-        spread = np.nanmax(arr, axis=0) - np.nanmin(arr, axis=0)
-    names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
-    check_feature_spread(spread, name=name, names=names)
+    if check_spread:
+        with np.errstate(invalid="ignore", over="ignore"):
+            spread = np.nanmax(arr, axis=0) - np.nanmin(arr, axis=0)
+        names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+        check_feature_spread(spread, name=name, names=names)
     return arr
 
 
