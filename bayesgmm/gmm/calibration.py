@@ -127,6 +127,11 @@ class PriorSimulation:
     weights, means, chol_cov : ndarray
         The true mixture of each draw: (n_sims, K), (n_sims, K, D), (n_sims, K, D, D)
         (Cholesky factors of the component covariances).
+    missing : ndarray of bool (n_obs, n_features) or None
+        The entries removed (NaN in ``data``), one mask for every replication (missing
+        completely at random, drawn once, independent of the parameters), or None.
+    complete_data : ndarray (n_sims, n_obs, n_features) or None
+        The data before removal (the true values of the missing entries), or None.
     """
 
     labels: list[str]
@@ -139,6 +144,8 @@ class PriorSimulation:
     weights: np.ndarray
     means: np.ndarray
     chol_cov: np.ndarray
+    missing: np.ndarray | None = None
+    complete_data: np.ndarray | None = None
 
     @property
     def n_sims(self) -> int:
@@ -155,6 +162,7 @@ def simulate_from_prior(
     priors: Mapping[str, Any] | None = None,
     order_feature: int | None = 0,
     seed: int | None = None,
+    missing_fraction: float = 0.0,
 ) -> PriorSimulation:
     """Draw ``n_sims`` parameter sets from the prior and one data set from each.
 
@@ -174,6 +182,11 @@ def simulate_from_prior(
         Fixed priors with every key given (default :func:`sbc_priors`).  Data-scaled
         defaults are refused: they make the prior a function of the data, which breaks SBC.
     seed : int, optional
+    missing_fraction : float in [0, 1), default 0
+        Remove this fraction of the entries (NaN), missing completely at random: one mask
+        for every replication, drawn once (seeded by ``seed``) with at least one observed
+        entry per row; the model of the fit marginalises them.  SBC stays exact because
+        the mask does not depend on the parameters.
 
     Returns
     -------
@@ -202,10 +215,23 @@ def simulate_from_prior(
         posterior_reporting_parameters(prior, covariance_type), covariance_type, n_sample_dims=2
     )
     data = idata["prior_predictive"][OBS_VAR].transpose("chain", "draw", ...).values
+    data = data.reshape(n_sims, n_obs, n_features)
+    missing = complete = None
+    if missing_fraction:
+        if not 0.0 < missing_fraction < 1.0:
+            raise ValueError(f"missing_fraction must be in [0, 1), got {missing_fraction!r}")
+        mask_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        missing = mask_rng.random((n_obs, n_features)) < missing_fraction
+        full = np.flatnonzero(missing.all(axis=1))  # keep one entry of such rows
+        missing[full, mask_rng.integers(0, n_features, full.size)] = False
+        complete = data
+        data = np.where(missing, np.nan, data)
     return PriorSimulation(
         labels=labels,
         truth=truth.reshape(n_sims, -1),
-        data=data.reshape(n_sims, n_obs, n_features),
+        data=data,
+        missing=missing,
+        complete_data=complete,
         n_components=n_components,
         covariance_type=covariance_type,
         order_feature=order_feature,
@@ -290,7 +316,19 @@ def mixture_loglik(
         Used by :func:`run_sbc` as a joint test quantity: its rank is uniform under
         calibration like any function of the parameters and the data, and it reacts to
         errors that no single parameter shows (Modrák et al. 2023, arXiv:2211.02383).
+        With NaN in ``X``, the log-likelihood of the observed coordinates (the missing ones
+        marginalised).
     """
+    if np.isnan(X).any():
+        from bayesgmm.gmm.incomplete import observed_log_prob
+
+        cov = chol_cov @ np.swapaxes(chol_cov, -1, -2)
+        return np.array(
+            [
+                observed_log_prob(X, w, m, c)[0].sum()
+                for w, m, c in zip(weights, means, cov, strict=True)
+            ]
+        )
     return log_likelihood_draws(X, weights, means, chol_cov).sum(axis=-1)
 
 
@@ -594,6 +632,9 @@ class SBCFitter:
         :func:`bayesgmm.inference.sample_nuts`).
     em_n_init : int
         EM restarts.
+    missing : ndarray of bool (n_obs, n_features), optional
+        The entries that are NaN in every data set (:attr:`PriorSimulation.missing`): the
+        model marginalises them; the compiled model serves one mask.
 
     Notes
     -----
@@ -620,6 +661,7 @@ class SBCFitter:
         draws: int = 1000,
         tune: int = 1000,
         em_n_init: int = 5,
+        missing: np.ndarray | None = None,
     ):
         import nutpie
 
@@ -633,8 +675,12 @@ class SBCFitter:
         )
         self.chains, self.draws, self.tune, self.em_n_init = chains, draws, tune, em_n_init
         self.shape = (n_obs, n_features)
+        self.missing = None if missing is None else np.asarray(missing, dtype=bool)
+        template_data = np.zeros(self.shape)
+        if self.missing is not None:
+            template_data[self.missing] = np.nan
         template = build_gmm_model(
-            np.zeros(self.shape),
+            template_data,
             n_components=n_components,
             covariance_type=covariance_type,
             priors=self.priors,
@@ -686,6 +732,9 @@ class SBCFitter:
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.shape != self.shape:
             raise ValueError(f"X must have shape {self.shape}, got {X.shape}.")
+        mask = np.zeros(self.shape, dtype=bool) if self.missing is None else self.missing
+        if not np.array_equal(np.isnan(X), mask):
+            raise ValueError("X must have NaN exactly at the fitter's missing entries.")
         em_seed, nuts_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
         info: dict[str, Any] = {"em_ok": True, "map_ok": True}
         t0 = time.perf_counter()
@@ -771,6 +820,16 @@ class SBCResult:
         """:func:`rank_uniformity_table` of the ranks (keyword arguments passed on)."""
         return rank_uniformity_table(self.ranks, self.labels, self.n_ranks, **kwargs)
 
+    @property
+    def imputation_coverage(self) -> float | None:
+        """Fraction of the removed entries inside their central posterior predictive
+        interval (``settings["impute_prob"]``), over all replications; None without
+        missing entries."""
+        d = self.diagnostics
+        if "imputed_total" not in d:
+            return None
+        return float(d["imputed_covered"].sum() / d["imputed_total"].sum())
+
     def warning_summary(self) -> dict[str, int]:
         """Number of replications with each kind of sampler warning."""
         d = self.diagnostics
@@ -809,6 +868,30 @@ def _draw_diagnostics(trace: Any, labels: list[str], draws: np.ndarray) -> dict[
     }
 
 
+def _imputation_coverage(X, complete, post, prob, n_draws, rng) -> dict[str, int]:
+    """How many missing entries of ``X`` the central ``prob`` posterior predictive
+    intervals cover (true values: ``complete``)."""
+    from bayesgmm.gmm.incomplete import posterior_predictive_draws
+
+    sample = {
+        name: post[name].transpose("chain", "draw", ...).values
+        for name in ("weights", "means", "chol_cov")
+    }
+    sample = {name: v.reshape(-1, *v.shape[2:]) for name, v in sample.items()}
+    keep = thin_evenly(np.arange(len(sample["weights"])), min(n_draws, len(sample["weights"])))
+    chol = sample["chol_cov"][keep]
+    params = zip(
+        sample["weights"][keep],
+        sample["means"][keep],
+        chol @ np.swapaxes(chol, -1, -2),
+        strict=True,
+    )
+    res = posterior_predictive_draws(X, params, None, target="measurement", prob=prob, rng=rng)
+    miss = res.missing
+    inside = (res.low[miss] <= complete[miss]) & (complete[miss] <= res.high[miss])
+    return {"imputed_covered": int(inside.sum()), "imputed_total": int(miss.sum())}
+
+
 def run_sbc(
     simulation: PriorSimulation,
     *,
@@ -822,6 +905,8 @@ def run_sbc(
     loglik: bool = True,
     fitter: SBCFitter | None = None,
     callback: Callable[[int, dict[str, Any]], None] | None = None,
+    impute_prob: float = 0.9,
+    impute_draws: int = 500,
 ) -> SBCResult:
     """Fit every simulated data set and rank the true parameters among posterior draws.
 
@@ -849,6 +934,13 @@ def run_sbc(
         A compiled fitter to re-use (its settings must match ``simulation``).
     callback : callable, optional
         ``callback(i, row)`` after each replication (progress reporting).
+    impute_prob, impute_draws
+        With missing entries (``simulation.missing``): per replication, the central
+        ``impute_prob`` posterior predictive interval of every missing entry
+        (:func:`bayesgmm.gmm.incomplete.posterior_predictive_draws` over ``impute_draws``
+        posterior draws thinned evenly) and whether it covers the removed true value:
+        ``imputed_covered`` / ``imputed_total`` in ``diagnostics``,
+        :attr:`SBCResult.imputation_coverage` overall.
 
     Returns
     -------
@@ -872,6 +964,7 @@ def run_sbc(
             draws=draws,
             tune=tune,
             em_n_init=em_n_init,
+            missing=simulation.missing,
         )
     compile_seconds = time.perf_counter() - t0
     if fitter.chains * fitter.draws < n_ranks:
@@ -921,6 +1014,17 @@ def run_sbc(
             truth = np.append(truth, true_ll)
         ranks[i] = sbc_ranks(truth, kept, rng)
         row = {"replication": i, **diag, **info, "refits": attempt, "draws": n_draws}
+        if simulation.missing is not None:
+            row.update(
+                _imputation_coverage(
+                    simulation.data[i],
+                    simulation.complete_data[i],
+                    post,
+                    impute_prob,
+                    impute_draws,
+                    rng,
+                )
+            )
         row["seconds"] = time.perf_counter() - ts
         rows.append(row)
         if callback is not None:
@@ -948,5 +1052,9 @@ def run_sbc(
             "n_ranks": n_ranks,
             "max_refits": max_refits,
             "seed": seed,
+            "missing_entries": None
+            if simulation.missing is None
+            else int(simulation.missing.sum()),
+            "impute_prob": impute_prob if simulation.missing is not None else None,
         },
     )

@@ -23,6 +23,7 @@ import numbers
 import warnings
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import xarray as xr
 from scipy.special import logsumexp
@@ -31,8 +32,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm._validation import (
     check_choice,
-    check_data_matrix,
-    check_data_scale,
     check_positive_int,
     check_seed,
 )
@@ -41,6 +40,13 @@ from bayesgmm.em.gaussian import check_covariance_type, inverse_lower, log_likel
 from bayesgmm.em.sweep import Design, MixtureParams, log_prob_resp
 from bayesgmm.gmm.crosscheck import crosscheck
 from bayesgmm.gmm.fast_logp import fast_gmm, find_map_fast
+from bayesgmm.gmm.incomplete import (
+    PosteriorImputation,
+    check_incomplete_matrix,
+    check_noise_cov,
+    observed_log_prob,
+    posterior_predictive_draws,
+)
 from bayesgmm.gmm.model import (
     OBS_DIM,
     OBS_VAR,
@@ -88,6 +94,8 @@ def _compile_jax(model: pm.Model, start):
 _COMPILERS = {"nutpie": _compile_fast, "nutpie-jax": _compile_jax}
 
 
+#: Name, in the ``observed_data`` group, of the rows' measurement-error covariances.
+NOISE_VAR = "noise_cov"
 #: EM's covariance regularisation inside BayesGMM, relative to the smallest feature variance.
 RELATIVE_REG_COVAR = 1e-6
 
@@ -102,6 +110,7 @@ def fit_point_estimates(
     em_n_init: int = 5,
     em_seed: int | None = None,
     map_seed: int | None = None,
+    noise_cov=None,
 ) -> tuple[GaussianMixture, pm.Model, dict[str, np.ndarray]]:
     """EM (components sorted by ``order_feature``), the PyMC model, and its MAP from EM.
 
@@ -114,11 +123,16 @@ def fit_point_estimates(
     so the point estimate is invariant to the units of the data (scikit-learn's absolute
     default of 1e-6 would swamp data whose variance is below about 1e-4).
 
+    ``X`` may hold NaN (missing entries, marginalised by EM and by the model) and
+    ``noise_cov`` the rows' measurement-error covariances (extreme deconvolution), as in
+    :func:`bayesgmm.gmm.model.build_gmm_model`; rows with nothing observed are refused
+    here (:meth:`BayesGMM.fit` drops them with a warning).
+
     The first half of :meth:`BayesGMM.fit`, for when a point estimate is all you need.
     Returns the fitted ``GaussianMixture``, the ``pm.Model`` and the MAP values of every
     named model variable.
     """
-    data = check_data_matrix(X, min_samples=2)
+    data = check_incomplete_matrix(X, min_samples=2)
     # before any work: a bad order_feature would fail in the reordering below, bad priors
     # only after EM
     check_order_feature(order_feature, data.shape[1])
@@ -127,9 +141,10 @@ def fit_point_estimates(
         n_components,
         covariance_type=covariance_type,
         n_init=em_n_init,
-        reg_covar=RELATIVE_REG_COVAR * float(np.var(data, axis=0).min()),
+        reg_covar=RELATIVE_REG_COVAR * float(np.nanvar(data, axis=0).min()),
         random_state=em_seed,
-    ).fit(X)
+    )
+    em = em.fit(X) if noise_cov is None else em.fit(X, noise_cov=noise_cov)
     if order_feature is not None:
         # EM's labels follow the model's ordering constraint, so that EM, MAP and
         # posterior components carry the same names
@@ -140,6 +155,7 @@ def fit_point_estimates(
         covariance_type=covariance_type,
         priors=priors,
         order_feature=order_feature,
+        noise_cov=noise_cov,
     )
     init = initial_values_from_em(model, em.weights_, em.means_, em.covariances_, covariance_type)
     fast = fast_gmm(model)
@@ -241,7 +257,8 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
     def _check_params(self, X) -> np.ndarray:
         """Check every parameter, then ``X`` against them, before any work (EM, MAP, NUTS).
 
-        Returns ``X`` as a checked float64 array.
+        Returns ``X`` as a checked float64 array (NaN: missing entries; rows with nothing
+        observed are kept here, :meth:`fit` drops them).
         """
         for name in ("n_components", "chains", "draws", "em_n_init", "max_predict_draws"):
             check_positive_int(getattr(self, name), name)
@@ -259,11 +276,14 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         check_positive_int(self.tune, "tune", minimum=0)
         check_covariance_type(self.covariance_type)
         check_seed(self.random_state)
-        data = check_data_matrix(X, min_samples=2)
-        names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
-        check_data_scale(data, names=names)
+        data = check_incomplete_matrix(X, min_samples=2, allow_empty_rows=True)
         check_order_feature(self.order_feature, data.shape[1])
-        resolve_gmm_priors(data, self.n_components, self.covariance_type, self.priors)
+        kept = data[~np.isnan(data).all(axis=1)]
+        if kept.shape[0] < 2:
+            raise ValueError(
+                f"X has {kept.shape[0]} row(s) with an observed coordinate; at least 2 are needed"
+            )
+        resolve_gmm_priors(kept, self.n_components, self.covariance_type, self.priors)
         if self.chains < 4:
             warnings.warn(
                 f"chains={self.chains}: mixture posteriors are multimodal and chains in "
@@ -273,20 +293,47 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
             )
         return data
 
-    def fit(self, X, y=None) -> BayesGMM:
+    def fit(self, X, y=None, *, noise_cov=None) -> BayesGMM:
         """EM, MAP, NUTS and the cross-check on ``X`` (n_samples, n_features).
 
         Every parameter is checked first (:class:`ValueError` or :class:`TypeError` naming
-        it); ``X`` must be finite, with at least 2 samples and each feature's spread below
+        it); ``X`` must have at least 2 samples, no inf and each feature's spread below
         1e150 (rescale larger data).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NaN marks a missing entry (missing at random): the model marginalises it
+            (:func:`bayesgmm.gmm.model.build_gmm_model`) and EM, the initial estimate, does
+            the same.  Rows with every entry missing carry no information: they are dropped
+            with a ``UserWarning`` naming how many.
+        y : ignored
+        noise_cov : array-like of shape (n_samples, n_features, n_features) or \
+(n_samples, n_features), optional
+            Known measurement-error covariances (or, 2-D, error variances) of the rows:
+            extreme deconvolution, component k's density for row i is
+            ``N(x_i | mu_k, Sigma_k + S_i)`` and the posterior is that of the deconvolved
+            mixture.  None or all zeros: no measurement error (today's model exactly).
         """
         data = self._check_params(X)
         names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+        noise = check_noise_cov(noise_cov, data)[0]  # None: no (or all-zero) noise
+        keep = ~np.isnan(data).all(axis=1)
+        if not keep.all():
+            warnings.warn(
+                f"X has {int((~keep).sum())} row(s) with every coordinate missing (NaN); they "
+                "carry no information and were dropped before fitting",
+                UserWarning,
+                stacklevel=2,
+            )
+            data = data[keep]
+            noise = None if noise is None else noise[keep]
+        X_fit = data if names is None else pd.DataFrame(data, columns=names)
         seeds = np.random.SeedSequence(self.random_state).generate_state(3)
         em_seed, map_seed, nuts_seed = (int(s) for s in seeds)
 
         self.em_, self.model_, map_point = fit_point_estimates(
-            X,
+            X_fit,
             self.n_components,
             covariance_type=self.covariance_type,
             priors=self.priors,
@@ -294,6 +341,7 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
             em_n_init=self.em_n_init,
             em_seed=em_seed,
             map_seed=map_seed,
+            noise_cov=noise,
         )
         self.map_ = point_from_chol(
             map_point["weights"], map_point["means"], map_point["chol_cov"], self.covariance_type
@@ -313,12 +361,18 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
             raw, self.em_, self.map_, covariance_type=self.covariance_type
         )
         features = names or list(self.model_.coords["feature"])
+        observed = {OBS_VAR: ((OBS_DIM, "feature"), data)}
+        if noise is not None:
+            observed[NOISE_VAR] = ((OBS_DIM, "feature", "feature_"), noise)
         self.idata_ = xr.DataTree.from_dict(
             {
                 "posterior": self.crosscheck_.posterior,
                 "sample_stats": raw["sample_stats"].to_dataset(),
                 "observed_data": xr.Dataset(
-                    {OBS_VAR: ((OBS_DIM, "feature"), data)}, coords={"feature": features}
+                    observed,
+                    coords={"feature": features, "feature_": features}
+                    if noise is not None
+                    else {"feature": features},
                 ),
                 "em": _point_dataset(
                     self.em_.weights_,
@@ -355,28 +409,49 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
             prec_chol = np.stack([inverse_lower(L).T for L in chol[s]])
             yield MixtureParams(weights[s], means[s], cov, prec_chol)
 
-    def _check_X(self, X) -> np.ndarray:
+    def _check_X(self, X, noise_cov=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``X`` (NaN: missing entries, rows with nothing observed allowed) and the rows'
+        noise covariances as (n, d, d) (None when not given or all zeros)."""
         check_is_fitted(self, "idata_")
-        data = check_data_matrix(X)
+        # predictions: any finite scale, and a column may be missing in every row
+        data = check_incomplete_matrix(X, allow_empty_rows=True, check_spread=False)
         if data.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {data.shape[1]} features, but the model was fitted with "
                 f"{self.n_features_in_}"
             )
-        return data
+        return data, check_noise_cov(noise_cov, data)[0]
 
-    def responsibilities(self, X) -> xr.DataArray:
-        """p(z_i = k | x_i, theta_s) for thinned posterior draws s: (sample, obs, component)."""
-        design = Design(self._check_X(X), "full")
-        resp = np.stack([log_prob_resp(design, p)[1] for p in self._draw_params()])
+    def _log_prob_resp_draws(self, X, noise_cov):
+        """(log p(x_i,o | theta_s) (S, n), p(z_i = k | x_i,o, theta_s) (S, n, K)) over the
+        thinned draws; complete noise-free rows take the complete-data path unchanged."""
+        data, noise = self._check_X(X, noise_cov)
+        if noise is None and not np.isnan(data).any():
+            design = Design(data, "full")
+            pairs = [log_prob_resp(design, p) for p in self._draw_params()]
+        else:
+            pairs = [
+                observed_log_prob(data, p.weights, p.means, p.covariances, noise)
+                for p in self._draw_params()
+            ]
+        return np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
+
+    def responsibilities(self, X, *, noise_cov=None) -> xr.DataArray:
+        """p(z_i = k | x_i, theta_s) for thinned posterior draws s: (sample, obs, component).
+
+        ``X`` may hold NaN (the responsibility given the observed coordinates; a row with
+        nothing observed gets the weights) and ``noise_cov`` the rows' error covariances
+        ((n, d, d), or (n, d) variances), as in :meth:`fit`.
+        """
+        resp = self._log_prob_resp_draws(X, noise_cov)[1]
         return xr.DataArray(resp, dims=("sample", "obs", "component"))
 
-    def responsibility_summary(self, X, *, prob: float = 0.94) -> xr.Dataset:
+    def responsibility_summary(self, X, *, prob: float = 0.94, noise_cov=None) -> xr.Dataset:
         """Posterior summary of p(z_i = k | x_i): ``mean``, ``sd``, and the equal-tailed
         central ``prob`` interval ``low``/``high``; each (obs, component)."""
         if not 0.0 < prob < 1.0:
             raise ValueError(f"prob must be in (0, 1), got {prob!r}")
-        resp = self.responsibilities(X)
+        resp = self.responsibilities(X, noise_cov=noise_cov)
         q = resp.quantile([(1 - prob) / 2, (1 + prob) / 2], dim="sample")
         return xr.Dataset(
             {
@@ -388,29 +463,115 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
             attrs={"prob": prob},
         )
 
-    def predict_proba(self, X, *, return_std: bool = False):
+    def predict_proba(self, X, *, return_std: bool = False, noise_cov=None):
         """Posterior mean responsibilities (n_samples, K) and, if asked, their posterior sd."""
-        resp = self.responsibilities(X)
+        resp = self.responsibilities(X, noise_cov=noise_cov)
         mean = resp.mean("sample").values
         return (mean, resp.std("sample").values) if return_std else mean
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, *, noise_cov=None) -> np.ndarray:
         """Component with the highest posterior mean responsibility."""
-        return self.predict_proba(X).argmax(axis=1)
+        return self.predict_proba(X, noise_cov=noise_cov).argmax(axis=1)
 
-    def log_density_draws(self, X) -> np.ndarray:
-        """log p(x_i | theta_s) for the thinned posterior draws s: (n_draws, n_samples)."""
-        design = Design(self._check_X(X), "full")
-        return np.stack([log_prob_resp(design, p)[0] for p in self._draw_params()])
+    def log_density_draws(self, X, *, noise_cov=None) -> np.ndarray:
+        """log p(x_i | theta_s) for the thinned posterior draws s: (n_draws, n_samples).
 
-    def score_samples(self, X) -> np.ndarray:
+        With NaN in ``X``, the density of each row's observed coordinates (0 for a row with
+        nothing observed); with ``noise_cov``, of the noisy measurement (``Sigma_k + S_i``).
+        """
+        return self._log_prob_resp_draws(X, noise_cov)[0]
+
+    def score_samples(self, X, *, noise_cov=None) -> np.ndarray:
         """Posterior predictive log density ``log E_theta[p(x_i | theta)]``, shape (n_samples,)."""
-        log_dens = self.log_density_draws(X)
+        log_dens = self.log_density_draws(X, noise_cov=noise_cov)
         return logsumexp(log_dens, axis=0) - np.log(len(log_dens))
 
-    def score(self, X, y=None) -> float:
+    def score(self, X, y=None, *, noise_cov=None) -> float:
         """Mean posterior predictive log density per sample."""
-        return float(self.score_samples(X).mean())
+        return float(self.score_samples(X, noise_cov=noise_cov).mean())
+
+    # ------------------------------------------------------- imputation
+    def _posterior_draws_of(self, X, noise_cov, target, prob, random_state):
+        if isinstance(prob, bool) or not isinstance(prob, numbers.Real) or not 0 < prob < 1:
+            raise ValueError(f"prob must be a number in (0, 1), got {prob!r}")
+        data, noise = self._check_X(X, noise_cov)
+        rng = np.random.default_rng(check_seed(random_state, instances=(np.random.Generator,)))
+        params = ((p.weights, p.means, p.covariances) for p in self._draw_params())
+        return posterior_predictive_draws(
+            data, params, noise, target=target, prob=float(prob), rng=rng
+        )
+
+    def impute(
+        self, X, *, noise_cov=None, prob: float = 0.9, random_state=None
+    ) -> PosteriorImputation:
+        """Posterior predictive draws of the missing (NaN) entries of ``X``.
+
+        For each of the thinned posterior draws theta_s (``max_predict_draws``) and each
+        row: a component from its posterior responsibility given the row's observed
+        coordinates, ``p(z = k | x_o, theta_s)``, then the missing entries from the
+        conditional Gaussian ``x_m | x_o, z = k, theta_s`` (with ``noise_cov``, of the noisy
+        measurement: covariance ``Sigma_k + S_i``).  The draws are a multiple-imputation set
+        that carries the parameter uncertainty as well as the within-model spread.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NaN marks the entries to impute (rows with nothing observed: draws from the
+            posterior predictive mixture).
+        noise_cov : array-like of shape (n_samples, n_features, n_features) or \
+(n_samples, n_features), optional
+            The rows' measurement-error covariances (or variances).
+        prob : float, default=0.9
+            Mass of the equal-tailed intervals ``low``/``high``.
+        random_state : int, Generator or None
+
+        Returns
+        -------
+        PosteriorImputation
+            ``draws`` (n_draws, n_samples, n_features): completed data sets, observed
+            entries equal to ``X``; ``mean`` (n_samples, n_features): posterior mean of each
+            entry (Rao-Blackwellised over the draws); ``low``/``high`` (n_samples,
+            n_features): the ``prob`` interval; ``missing``: the NaN mask of ``X``.  The
+            observed entries have ``mean == low == high == X``.
+        """
+        return self._posterior_draws_of(X, noise_cov, "measurement", prob, random_state)
+
+    def deconvolve(
+        self, X, noise_cov, *, prob: float = 0.9, random_state=None
+    ) -> PosteriorImputation:
+        """Posterior draws of the true (error-free) positions of noisy rows.
+
+        Under component k the true position is ``t ~ N(mu_k, Sigma_k)`` and the measurement
+        ``x = t + e``, ``e ~ N(0, S_i)``.  For each thinned posterior draw theta_s and each
+        row: a component from ``p(z = k | x_o, theta_s)`` (``Sigma_k + S_i`` on the observed
+        coordinates ``o``), then ``t`` from its conditional Gaussian
+        ``N(mu_k + Sigma_{k,:o} C^-1 (x_o - mu_{k,o}), Sigma_k - Sigma_{k,:o} C^-1
+        Sigma_{k,o:})``, ``C = (Sigma_k + S_i)_{oo}``: every coordinate, missing ones
+        included.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Measurements; NaN marks a missing entry.
+        noise_cov : array-like of shape (n_samples, n_features, n_features) or \
+(n_samples, n_features)
+            The rows' measurement-error covariances (or variances).
+        prob : float, default=0.9
+        random_state : int, Generator or None
+
+        Returns
+        -------
+        PosteriorImputation
+            ``draws`` (n_draws, n_samples, n_features) of the true positions, their
+            posterior ``mean`` and ``prob`` intervals ``low``/``high`` (n_samples,
+            n_features); ``missing`` is all True (every entry is drawn).
+        """
+        if noise_cov is None:
+            raise ValueError(
+                "deconvolve needs noise_cov, the rows' measurement-error covariances; "
+                "without measurement error use impute"
+            )
+        return self._posterior_draws_of(X, noise_cov, "truth", prob, random_state)
 
     def sample(self, n_samples: int = 1, *, random_state=None) -> tuple[np.ndarray, np.ndarray]:
         """Posterior predictive draws ``(X, labels)``: a posterior draw, then x from it."""
@@ -442,9 +603,11 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         check_is_fitted(self, "idata_")
         if "log_likelihood" not in self.idata_.children:
             if fast_gmm(self.model_) is not None:  # the plain model: NumPy, no compiling
+                observed = self.idata_["observed_data"].to_dataset()
                 ll = log_likelihood_dataset(
                     self.idata_["posterior"].to_dataset(),
-                    self.idata_["observed_data"][OBS_VAR].values,
+                    observed[OBS_VAR].values,
+                    noise_cov=observed[NOISE_VAR].values if NOISE_VAR in observed else None,
                 )
             else:
                 ll = pm.compute_log_likelihood(
@@ -474,8 +637,6 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
     def _from_netcdf(cls, tree, attrs) -> BayesGMM:
         """The posterior and the EM fit as saved; the PyMC model and the cross-check are
         rebuilt from them (no sampling)."""
-        import pandas as pd
-
         self = cls(**attrs["params"])
         em = tree[_EM_GROUP].to_dataset(inherit=False)
         self.em_ = from_netcdf_data(GaussianMixture, em, source=f"its {_EM_GROUP!r} group")
@@ -495,11 +656,17 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
             covariance_type=self.covariance_type,
             priors=self.priors,
             order_feature=self.order_feature,
+            noise_cov=observed[NOISE_VAR].values if NOISE_VAR in observed else None,
         )
         self.crosscheck_ = crosscheck(idata, self.em_, self.map_, self.covariance_type)
         self.idata_ = idata
         self.n_features_in_ = attrs["n_features_in_"]
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaN: missing entries, marginalised (see fit)
+        return tags
 
     def __str__(self) -> str:
         if not hasattr(self, "crosscheck_"):
@@ -507,17 +674,29 @@ class BayesGMM(SaveLoadMixin, BaseEstimator):
         return self.crosscheck_.to_text()
 
 
-def log_likelihood_dataset(posterior: xr.Dataset, X) -> xr.Dataset:
+def log_likelihood_dataset(posterior: xr.Dataset, X, noise_cov=None) -> xr.Dataset:
     """The ``log_likelihood`` group of a GMM posterior (``weights``, ``means``, ``chol_cov``)
     on the observed data ``X``: variable ``x`` (chain, draw, obs), as
-    ``pm.compute_log_likelihood`` writes it for a :func:`build_gmm_model` model."""
+    ``pm.compute_log_likelihood`` writes it for a :func:`build_gmm_model` model (NaN in
+    ``X``: the missing coordinates marginalised, as the model does; ``noise_cov``
+    (n, d, d): the rows' measurement-error covariances added)."""
     dims = SAMPLE_DIMS
     stacked = [
         posterior[name].transpose(*dims, ...).values for name in ("weights", "means", "chol_cov")
     ]
     n_chain, n_draw = stacked[0].shape[:2]
     flat = [a.reshape(n_chain * n_draw, *a.shape[2:]) for a in stacked]
-    ll = log_likelihood_draws(X, *flat).reshape(n_chain, n_draw, -1)
+    X = np.asarray(X, dtype=np.float64)
+    if noise_cov is not None or np.isnan(X).any():  # observed coordinates, noise added
+        covs = flat[2] @ np.swapaxes(flat[2], -1, -2)
+        ll = np.stack(
+            [
+                observed_log_prob(X, w, m, c, noise_cov)[0]
+                for w, m, c in zip(flat[0], flat[1], covs, strict=True)
+            ]
+        ).reshape(n_chain, n_draw, -1)
+    else:
+        ll = log_likelihood_draws(X, *flat).reshape(n_chain, n_draw, -1)
     coords = {dim: posterior[dim].values for dim in dims}
     coords[OBS_DIM] = np.arange(ll.shape[-1])
     return xr.Dataset(

@@ -14,6 +14,12 @@ branch-free and vectorised, exp included), and the reverse-mode gradient by hand
 :func:`logp_grad_threads` splits that pass over threads (opt-in, for one chain on large
 data).
 
+Missing entries (NaN, :func:`build_gmm_model` marginalises them) are covered: the complete
+rows take the pass above, then each missingness pattern its own pass on its observed
+coordinates with the Cholesky factor of ``Sigma_oo`` (:func:`_patterns_likelihood`).
+Rows with measurement errors (``noise_cov``) take a row-by-row pass with one Cholesky
+factor of ``Sigma_k,oo + S_i,oo`` per row and component (:func:`_noisy_likelihood`).
+
 The kernels are compiled by numba with ``cache=True``: the compilation (a few seconds) is
 paid once per machine and environment, not once per model.
 """
@@ -32,6 +38,7 @@ from pytensor.graph.traversal import graph_inputs
 from scipy.special import gammaln
 
 from bayesgmm.em.gaussian import LOG_2PI, sd_shape
+from bayesgmm.gmm.incomplete import missing_patterns
 from bayesgmm.gmm.model import OBS_VAR, model_covariance_type
 
 __all__ = ["FastGMM", "KernelLayout", "fast_gmm", "kernel_layout"]
@@ -341,8 +348,9 @@ def _components(x, buf):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum):
-    """The gradient into ``grad`` from the likelihood's sums (``zz_sum``: lower triangle)."""
+def _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum, extra):
+    """The gradient into ``grad`` from the likelihood's sums (``zz_sum``: lower triangle)
+    and ``extra`` = (g_logw, g_mu, g_chol) of the rows with missing coordinates."""
     k, d, cov, j = int(buf[_H_K]), int(buf[_H_D]), int(buf[_H_COV]), int(buf[_H_J])
     ow, omo, omf, om = int(buf[_H_OW]), int(buf[_H_OMO]), int(buf[_H_OMF]), int(buf[_H_OM])
     os_, oc = int(buf[_H_OS]), int(buf[_H_OC])
@@ -367,6 +375,9 @@ def _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum
                     acc += linv[c, m, r] * zz_sum[c, m, col]
                 g_chol[c, r, col] = acc
             g_chol[c, r, r] -= resp_sum[c] / chol[c, r, r]
+    g_logw += extra[0]
+    g_mu += extra[1]
+    g_chol += extra[2]
 
     grad[:] = 0.0
     # weights: d/dv = g - w sum(g), then u_i = v_i - v_{K-1} in reverse
@@ -442,7 +453,173 @@ def logp_grad(x, grad, buf):
     z_sum = np.zeros((k, d))
     zz_sum = np.zeros((k, d, d))
     lp += _likelihood(_unpack(buf)[8], 0, n, linv, b, base, resp_sum, z_sum, zz_sum)
-    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum)
+    extra = _extra_sums(k, d)
+    lp += _patterns_likelihood(buf, logw, mu, chol, extra)
+    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum, extra)
+    return lp
+
+
+@numba.njit(cache=True)
+def _extra_sums(k, d):
+    return np.zeros(k), np.zeros((k, d)), np.zeros((k, d, d))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _patterns_likelihood(buf, logw, mu, chol, extra):
+    """Log-likelihood of the rows with missing coordinates, stored after the complete rows
+    one missingness pattern at a time (``[n_patterns, then per pattern m, n_rows, the m
+    observed coordinates, the centred observed data (m, n_rows)]``); adds its gradient
+    w.r.t. log w, the centred means and the Cholesky factors L into ``extra``.
+
+    Pattern o: the complete-data pass on ``x_o`` with ``L_o = chol(Sigma_oo)``; the gradient
+    w.r.t. ``Sigma_oo`` is ``G = L_o^-T (sum rho z z^T - sum rho I) L_o^-1 / 2`` and, with
+    ``Sigma = L L^T``, the one w.r.t. L is ``2 G L`` (rows and columns o of G)."""
+    n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
+    pos = _HEADER + k + 3 * d + 2 + d + d * d + n * d
+    if pos >= int(buf[_H_LEN]):
+        return 0.0
+    g_logw, g_mu, g_chol = extra
+    n_pat = int(buf[pos])
+    pos += 2  # n_patterns, position of the noisy rows' section
+    lp = 0.0
+    for _ in range(n_pat):
+        m, n_p = int(buf[pos]), int(buf[pos + 1])
+        pos += 2
+        o = np.empty(m, dtype=np.int64)
+        for r in range(m):
+            o[r] = int(buf[pos + r])
+        pos += m
+        xt = buf[pos : pos + m * n_p].reshape((m, n_p))
+        pos += m * n_p
+        linv = np.zeros((k, m, m))
+        b = np.zeros((k, m))
+        base = np.empty(k)
+        lo = np.zeros((m, m))
+        for c in range(k):
+            for r in range(m):  # Cholesky factor of Sigma_oo, row by row
+                for q in range(r + 1):
+                    acc = 0.0
+                    for t in range(d):
+                        acc += chol[c, o[r], t] * chol[c, o[q], t]
+                    for t in range(q):
+                        acc -= lo[r, t] * lo[q, t]
+                    lo[r, q] = math.sqrt(acc) if r == q else acc / lo[q, q]
+            logdet = 0.0
+            for r in range(m):
+                logdet += math.log(lo[r, r])
+                for col in range(r + 1):
+                    acc = 1.0 if r == col else 0.0
+                    for t in range(col, r):
+                        acc -= lo[r, t] * linv[c, t, col]
+                    linv[c, r, col] = acc / lo[r, r]
+            for r in range(m):
+                acc = 0.0
+                for col in range(r + 1):
+                    acc += linv[c, r, col] * mu[c, o[col]]
+                b[c, r] = acc
+            base[c] = logw[c] - logdet - 0.5 * m * LOG_2PI
+        resp = np.zeros(k)
+        zs = np.zeros((k, m))
+        zz = np.zeros((k, m, m))
+        lp += _likelihood(xt, 0, n_p, linv, b, base, resp, zs, zz)
+        for c in range(k):
+            g_logw[c] += resp[c]
+            for r in range(m):
+                for col in range(r):
+                    zz[c, col, r] = zz[c, r, col]
+                zz[c, r, r] -= resp[c]
+            for r in range(m):
+                acc = 0.0
+                for t in range(r, m):
+                    acc += linv[c, t, r] * zs[c, t]
+                g_mu[c, o[r]] += acc
+            g = 0.5 * (linv[c].T @ (zz[c] @ linv[c]))  # d lp / d Sigma_oo
+            for r in range(m):
+                for t in range(o[r] + 1):  # lower triangle of 2 G L, rows o
+                    acc = 0.0
+                    for q in range(m):
+                        acc += g[r, q] * chol[c, o[q], t]
+                    g_chol[c, o[r], t] += 2.0 * acc
+    return lp + _noisy_likelihood(buf, logw, mu, chol, extra)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _noisy_likelihood(buf, logw, mu, chol, extra):
+    """Log-likelihood of rows with measurement errors, one at a time (``[n_rows, then per
+    row m, its m observed coordinates, centred x_o (m), S_oo (m, m)]``): one Cholesky
+    factor of ``Sigma_k,oo + S_oo`` per row and component; adds the gradient (w.r.t.
+    ``Sigma_oo``: ``rho (P r r^T P - P) / 2``, then ``2 G L``) into ``extra``."""
+    n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
+    pos = int(buf[_HEADER + k + 3 * d + 2 + d + d * d + n * d + 1])
+    g_logw, g_mu, g_chol = extra
+    n_rows = int(buf[pos])
+    pos += 1
+    lp = 0.0
+    comp = np.empty(k)
+    lo = np.zeros((d, d))
+    linv = np.zeros((k, d, d))
+    pr = np.zeros((k, d))
+    for _ in range(n_rows):
+        m = int(buf[pos])
+        pos += 1
+        o = np.empty(m, dtype=np.int64)
+        for r in range(m):
+            o[r] = int(buf[pos + r])
+        pos += m
+        x = buf[pos : pos + m]
+        pos += m
+        s = buf[pos : pos + m * m].reshape((m, m))
+        pos += m * m
+        for c in range(k):
+            for r in range(m):  # Cholesky factor of Sigma_oo + S_oo
+                for q in range(r + 1):
+                    acc = s[r, q]
+                    for t in range(d):
+                        acc += chol[c, o[r], t] * chol[c, o[q], t]
+                    for t in range(q):
+                        acc -= lo[r, t] * lo[q, t]
+                    lo[r, q] = math.sqrt(acc) if r == q else acc / lo[q, q]
+            logdet = 0.0
+            quad = 0.0
+            for r in range(m):
+                logdet += math.log(lo[r, r])
+                for col in range(r + 1):
+                    acc = 1.0 if r == col else 0.0
+                    for t in range(col, r):
+                        acc -= lo[r, t] * linv[c, t, col]
+                    linv[c, r, col] = acc / lo[r, r]
+            for r in range(m):  # z = L^-1 (x - mu), then P r = L^-T z
+                acc = 0.0
+                for col in range(r + 1):
+                    acc += linv[c, r, col] * (x[col] - mu[c, o[col]])
+                pr[c, r] = acc
+                quad += acc * acc
+            for r in range(m):
+                acc = 0.0
+                for t in range(r, m):
+                    acc += linv[c, t, r] * pr[c, t]
+                pr[c, r] = acc
+            comp[c] = logw[c] - logdet - 0.5 * m * LOG_2PI - 0.5 * quad
+        cmax = comp.max()
+        tot = 0.0
+        for c in range(k):
+            comp[c] = math.exp(comp[c] - cmax)
+            tot += comp[c]
+        lp += cmax + math.log(tot)
+        for c in range(k):
+            rho = comp[c] / tot
+            g_logw[c] += rho
+            for r in range(m):
+                g_mu[c, o[r]] += rho * pr[c, r]
+            for r in range(m):
+                for t in range(o[r] + 1):  # lower triangle of 2 G L, rows o
+                    acc = 0.0
+                    for q in range(m):
+                        prec = 0.0  # P[r, q] = sum_t linv[t, r] linv[t, q]
+                        for u in range(max(r, q), m):
+                            prec += linv[c, u, r] * linv[c, u, q]
+                        acc += (pr[c, r] * pr[c, q] - prec) * chol[c, o[q], t]
+                    g_chol[c, o[r], t] += rho * acc
     return lp
 
 
@@ -494,7 +671,9 @@ def logp_grad_threads(x, grad, buf):
         parts[t] = _likelihood(xt, lo, hi, linv, b, base, resp[t], zs[t], zzs[t])
     part, resp_sum, z_sum, zz_sum = _total(parts, resp, zs, zzs)
     lp += part
-    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum)
+    extra = _extra_sums(k, d)
+    lp += _patterns_likelihood(buf, logw, mu, chol, extra)
+    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum, extra)
     return lp
 
 
@@ -664,7 +843,9 @@ class KernelLayout:
     ``chol_corr`` for diagonal covariances).  ``const`` is the priors' normalising
     constant; ``data`` is the data centred on ``centre``, (N, D); ``corr_index`` is
     :func:`_corr_index`'s (D, D) map of the Cholesky-correlation entries (-1 off the strict
-    lower triangle).
+    lower triangle).  ``complete`` is False when the model also has rows with missing
+    coordinates or measurement errors (the buffer's tail, which ``data`` does not hold:
+    a backend that reads only ``data`` must decline such a model).
     """
 
     n: int
@@ -682,6 +863,7 @@ class KernelLayout:
     centre: np.ndarray
     corr_index: np.ndarray
     data: np.ndarray
+    complete: bool
 
 
 def kernel_layout(fast: FastGMM) -> KernelLayout:
@@ -689,12 +871,13 @@ def kernel_layout(fast: FastGMM) -> KernelLayout:
     buf = fast.buf
     alpha, mu0, s0, scale, eta, const, centre, corr_idx, xt = _unpack(buf)
     code = int(buf[_H_COV])
+    n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
     names = ["weights", "means_ordered", "means_free", "means", "sigmas", "chol_corr"]
     heads = [_H_OW, _H_OMO, _H_OMF, _H_OM, _H_OS, _H_OC]
     return KernelLayout(
-        n=int(buf[_H_N]),
-        k=int(buf[_H_K]),
-        d=int(buf[_H_D]),
+        n=n,
+        k=k,
+        d=d,
         covariance_type=next(c for c, v in _COV_CODES.items() if v == code),
         order_feature=int(buf[_H_J]),
         offsets={name: int(buf[h]) for name, h in zip(names, heads, strict=True)},
@@ -707,12 +890,14 @@ def kernel_layout(fast: FastGMM) -> KernelLayout:
         centre=centre.copy(),
         corr_index=corr_idx.astype(np.int64),
         data=np.ascontiguousarray(xt.T),
+        complete=int(buf[_H_LEN]) == _HEADER + k + 3 * d + 2 + d + d * d + n * d,
     )
 
 
 def fast_gmm(model: pm.Model) -> FastGMM | None:
     """The fused numba log-density of ``model``, or None if the model is not exactly a
-    :func:`build_gmm_model` model (for example after a user added a variable)."""
+    :func:`build_gmm_model` model (for example after a user added a variable) or has
+    measurement errors (``noise_cov``; missing entries are supported)."""
     try:
         return _read_model(model)
     except (_Unsupported, KeyError):  # KeyError: a variable or coord of ours is missing
@@ -728,6 +913,15 @@ def _read_model(model: pm.Model) -> FastGMM:
     except ValueError as err:
         raise _Unsupported(str(err)) from err
     data = _const(model.rvs_to_values[model[OBS_VAR]])
+    # measurement errors (extra likelihood inputs): the PyTensor graph; missing entries
+    # (NaN): the complete rows as usual, the others by pattern after them
+    obs = model[OBS_VAR].owner
+    params = obs.op.dist_params(obs)
+    noise = None
+    if len(params) == 5:  # measurement errors: (weights, means, scale, noise_cov, factor)
+        noise = _const(params[3])
+    elif len(params) != 3:
+        raise _Unsupported(f"likelihood with {len(params)} parameters")
     n, d = data.shape
     k = len(model.coords["component"])
     ordered = "means_ordered" in free
@@ -789,7 +983,31 @@ def _read_model(model: pm.Model) -> FastGMM:
     ends = np.cumsum([int(np.prod(s)) for s in shapes])
     off = {name: int(end - np.prod(s)) for name, s, end in zip(free, shapes, ends, strict=True)}
     n_dim = int(ends[-1])
-    centre = data.mean(axis=0)
+    centre = np.nanmean(data, axis=0)
+    observed = ~np.isnan(data)
+    complete = observed.all(axis=1)
+    patterns = []
+    if noise is not None:  # every row in the noisy section
+        complete[:] = False
+    if not complete.all():
+        groups = [] if noise is not None else missing_patterns(observed[~complete])
+        patterns = [float(len(groups)), 0.0]
+        for o, rows in groups:
+            sub = (data[~complete][rows][:, o] - centre[o]).T  # (m, n_p)
+            patterns += [float(o.size), float(rows.size), *o.astype(float), *sub.ravel()]
+        n_complete = int(complete.sum())
+        noisy_pos = _HEADER + k + 3 * d + 2 + d + d * d + n_complete * d + len(patterns)
+        patterns[1] = float(noisy_pos)
+        if noise is None:
+            patterns.append(0.0)
+        else:
+            patterns.append(float(n))
+            for i in range(n):
+                o = np.flatnonzero(observed[i])
+                patterns += [float(o.size), *o.astype(float), *(data[i, o] - centre[o])]
+                patterns += list(noise[i][np.ix_(o, o)].ravel())
+        data = data[complete]
+        n = data.shape[0]
     header = np.zeros(_HEADER)
     header[[_H_N, _H_K, _H_D, _H_COV, _H_J]] = n, k, d, _COV_CODES[cov], j
     header[[_H_OW, _H_OMO, _H_OMF, _H_OM, _H_OS, _H_OC, _H_NDIM]] = (
@@ -803,6 +1021,7 @@ def _read_model(model: pm.Model) -> FastGMM:
     )
     body = [alpha, mu0, s0, scale, [eta, const], centre, _corr_index(d).ravel()]
     body.append((data - centre).T.ravel())  # feature-major: the pass runs along N
+    body.append(np.asarray(patterns))  # rows with missing coordinates (none: empty)
     buf = np.concatenate([header, *map(np.ravel, body)])
     buf[_H_LEN] = buf.size
 

@@ -246,7 +246,9 @@ class JaxGMM:
 
 def jax_gmm(model: pm.Model, *, chunk: int | str | None = "auto", device=None) -> JaxGMM | None:
     """The JAX log-density of ``model``, or None if the model is not exactly a
-    :func:`~bayesgmm.gmm.model.build_gmm_model` model (as :func:`fast_gmm`).
+    :func:`~bayesgmm.gmm.model.build_gmm_model` model (as :func:`fast_gmm`) or has
+    missing entries or measurement errors (which this density does not cover yet:
+    ``sampler="nutpie-jax"`` then samples the PyTensor graph with nutpie's JAX backend).
 
     Parameters
     ----------
@@ -261,6 +263,8 @@ def jax_gmm(model: pm.Model, *, chunk: int | str | None = "auto", device=None) -
     if fast is None:
         return None
     lay = kernel_layout(fast)
+    if not lay.complete:  # missing entries or measurement errors: not written in JAX yet
+        return None
     if chunk == "auto":
         chunk = _default_chunk()
     elif chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int | np.integer)

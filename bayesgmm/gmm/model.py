@@ -29,7 +29,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.shape_utils import rv_size_is_none
 from pymc.distributions.transforms import CholeskyCorrTransform, ordered
-from pytensor.tensor.linalg import solve_triangular
+from pytensor.tensor.linalg import cholesky, solve_triangular
 from pytensor.tensor.special import logsumexp
 
 from bayesgmm.em.gaussian import (
@@ -38,6 +38,7 @@ from bayesgmm.em.gaussian import (
     covariance_shape,
     full_covariances,
 )
+from bayesgmm.gmm.incomplete import check_noise_cov, missing_patterns
 
 __all__ = [
     "OBS_DIM",
@@ -82,12 +83,16 @@ _PRIOR_DOCS = {
 
 
 def _as_data_matrix(X: Any) -> tuple[np.ndarray, list[str]]:
-    """Return ``X`` as a finite float64 (n_obs, n_features) array and the feature names."""
+    """Return ``X`` as a float64 (n_obs, n_features) array and the feature names.
+
+    NaN marks a missing entry (marginalised by the model); inf, a column never observed
+    and a row with nothing observed raise ValueError.
+    """
     columns = getattr(X, "columns", None)
     if columns is not None and hasattr(X, "to_numpy"):  # pandas DataFrame
         names = [str(c) for c in columns]
         try:
-            arr = X.to_numpy(dtype=np.float64)
+            arr = X.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError) as err:
             raise ValueError(
                 f"X must contain only numeric columns ({err}); drop or encode the "
@@ -108,11 +113,25 @@ def _as_data_matrix(X: Any) -> tuple[np.ndarray, list[str]]:
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"X must have at least one observation and one feature, got {arr.shape}.")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
+    if np.isinf(arr).any():
+        bad = np.argwhere(np.isinf(arr))[0]
         raise ValueError(
-            f"X contains non-finite values (first at row {bad[0]}, column {bad[1]}); "
-            "remove or impute NaN/inf rows before building the model."
+            f"X contains non-finite values (inf, first at row {bad[0]}, column {bad[1]}); "
+            "remove or rescale those rows before building the model (NaN is allowed and "
+            "means missing)."
+        )
+    observed = ~np.isnan(arr)
+    empty = np.flatnonzero(~observed.any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"X has {empty.size} row(s) with every coordinate missing (NaN), first at "
+            f"{empty[:5].tolist()}: they carry no information; drop them before building the "
+            "model."
+        )
+    empty = np.flatnonzero(~observed.any(axis=0))
+    if empty.size:
+        raise ValueError(
+            f"X has no observed value in column(s) {empty[:5].tolist()}; drop the column(s)."
         )
     if names is None:
         names = [f"x{i}" for i in range(arr.shape[1])]
@@ -165,7 +184,8 @@ def _valid_prior_keys(covariance_type: str) -> tuple[str, ...]:
 def default_gmm_priors(X: Any, covariance_type: str = "full") -> dict[str, Any]:
     """Data-scaled default priors of :func:`build_gmm_model` for data ``X``.
 
-    With ``m`` the per-feature mean and ``s`` the per-feature standard deviation of X:
+    With ``m`` the per-feature mean and ``s`` the per-feature standard deviation of X
+    (over the observed entries where X has NaN):
 
     - ``weights_alpha = 1.0``: symmetric Dirichlet(1), uniform on the simplex.
     - ``means_mu = m``: means are centred on the data centre.
@@ -180,8 +200,8 @@ def default_gmm_priors(X: Any, covariance_type: str = "full") -> dict[str, Any]:
     """
     covariance_type = check_covariance_type(covariance_type)
     arr, _ = _as_data_matrix(X)
-    centre = arr.mean(axis=0)
-    sd = arr.std(axis=0)
+    centre = np.nanmean(arr, axis=0)  # NaN (missing) entries are left out
+    sd = np.nanstd(arr, axis=0)
     priors: dict[str, Any] = {
         "weights_alpha": WEIGHTS_ALPHA,
         "means_mu": centre,
@@ -462,6 +482,120 @@ _SIGNATURES = {
 
 
 # --------------------------------------------------------------------------------------
+# likelihood of incomplete (NaN) and noisy rows
+# --------------------------------------------------------------------------------------
+
+
+def _component_covariances(covariance_type: str, scale, d: int):
+    """(K, D, D) component covariances from the likelihood's scale parameter."""
+    if covariance_type == "full":
+        return pt.matmul(scale, scale.mT)
+    if covariance_type == "tied":
+        return pt.dot(scale, scale.T)[None, :, :]
+    if covariance_type == "diag":
+        return pt.eye(d)[None, :, :] * pt.square(scale)[:, None, :]
+    return pt.eye(d)[None, :, :] * pt.square(scale)[:, None, None]
+
+
+def _make_incomplete_logp(
+    covariance_type: str,
+    centre: np.ndarray,
+    patterns: list[tuple[np.ndarray, np.ndarray]],
+    noise: str | None,
+    logp_form: str,
+):
+    """Log-density of rows with missing coordinates and/or measurement noise.
+
+    One term per missingness pattern (``patterns``: observed coordinates ``o``, rows):
+    ``logsumexp_k [log w_k + log N(x_o | mu_{k,o}, (Sigma_k + S_i)_{oo})]``.
+
+    - no noise: one Cholesky factor of ``Sigma_{k,oo}`` per component and pattern (the
+      sub-vector of the sds for "diag"/"spherical"); rows of the complete pattern use the
+      complete-data log-density of ``logp_form`` unchanged;
+    - ``noise="full"``: one Cholesky factor of ``(Sigma_k + S_i)_{oo}`` per row and component;
+    - ``noise="diag"`` with "diag"/"spherical" components: the variances add, no factor.
+
+    ``noise_cov`` and the missing-value mask enter as constants; the returned function gives
+    one value per row, in the rows' order.
+    """
+    d = int(centre.shape[0])
+    c = pt.constant(centre)
+    complete_logp = _LOGP_FORMS[logp_form](covariance_type, centre)
+    order = np.concatenate([rows for _, rows in patterns])
+    inverse = np.argsort(order)
+    diag_like = covariance_type in ("diag", "spherical")
+
+    def pattern_term(value, w, mu, scale, sigma, ncov, o, rows):
+        m = o.size
+        if m == d and noise is None:
+            return complete_logp(value[rows], w, mu, scale)
+        xo = (value[rows] - c)[:, o]  # (P, m): only observed coordinates are read
+        mo = (mu - c)[:, o]  # (K, m)
+        resid = xo[:, None, :] - mo[None, :, :]  # (P, K, m)
+        if diag_like and noise != "full":
+            sd = scale[:, o] if covariance_type == "diag" else scale[:, None]
+            var = pt.square(sd)[None, :, :]  # (1, K, m or 1)
+            if noise == "diag":
+                var = var + ncov[rows][:, o][:, None, :]  # (P, K, m): variances add
+            var = pt.broadcast_to(var, resid.shape)
+            quad = pt.sum(pt.square(resid) / var, axis=-1)  # (P, K)
+            logdet = 0.5 * pt.sum(pt.log(var), axis=-1)
+        elif noise is None:
+            chol = cholesky(sigma[:, o[:, None], o[None, :]], lower=True)  # (K, m, m)
+            z = solve_triangular(chol, resid.dimshuffle(1, 2, 0), lower=True, b_ndim=2)
+            quad = pt.sum(pt.square(z), axis=1).T  # (P, K)
+            logdet = pt.sum(pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        else:
+            s_oo = ncov[rows[:, None, None], o[None, :, None], o[None, None, :]]  # (P, m, m)
+            cov = sigma[None, :, o[:, None], o[None, :]] + s_oo[:, None, :, :]  # (P, K, m, m)
+            chol = cholesky(cov, lower=True)
+            z = solve_triangular(chol, resid, lower=True, b_ndim=1)  # (P, K, m)
+            quad = pt.sum(pt.square(z), axis=-1)
+            logdet = pt.sum(pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        comp = pt.log(w) - logdet - 0.5 * (m * LOG_2PI) - 0.5 * quad
+        return logsumexp(comp, axis=-1)
+
+    def logp(value, w, mu, scale, *noise_inputs):
+        sigma = _component_covariances(covariance_type, scale, d)
+        sigma = pt.broadcast_to(sigma, (w.shape[0], d, d))
+        ncov = None
+        if noise is not None:
+            ncov = noise_inputs[0]
+            if noise == "diag" and diag_like:
+                ncov = pt.diagonal(ncov, axis1=-2, axis2=-1)  # (N, D) variances
+        parts = [pattern_term(value, w, mu, scale, sigma, ncov, o, rows) for o, rows in patterns]
+        return pt.concatenate(parts)[inverse]
+
+    return logp
+
+
+def _make_noisy_random_dist(covariance_type: str, d: int):
+    """Generative graph with measurement error: the mixture draw plus ``A_i eps_i``,
+    ``A_i A_i^T = S_i`` (the rows' noise factors, last input)."""
+    mixture = _make_random_dist(covariance_type, d)
+
+    def dist(w, mu, scale, ncov, nfac, size):
+        batch = nfac.shape[:-2] if rv_size_is_none(size) else size
+        x = mixture(w, mu, scale, batch)
+        eps = pm.Normal.dist(0.0, 1.0, size=(*x.shape[:-1], d))
+        return x + pt.sum(nfac * eps[..., None, :], axis=-1)
+
+    return dist
+
+
+def _noisy_signature(covariance_type: str) -> str:
+    """The signature with the rows' noise covariance and its square root, (d,d) each."""
+    params, out = _SIGNATURES[covariance_type].split("->")
+    return f"{params},(d,d),(d,d)->{out}"
+
+
+def _noise_factors(noise_cov: np.ndarray) -> np.ndarray:
+    """``A_i`` with ``A_i A_i^T = S_i`` (eigen-decomposition: S_i may be singular)."""
+    val, vec = np.linalg.eigh(noise_cov)
+    return vec * np.sqrt(np.clip(val, 0.0, None))[:, None, :]
+
+
+# --------------------------------------------------------------------------------------
 # model builder
 # --------------------------------------------------------------------------------------
 
@@ -498,14 +632,16 @@ def build_gmm_model(
     order_feature: int | None = 0,
     coords: dict | None = None,
     logp_form: str = "cholesky",
+    noise_cov: Any = None,
 ) -> pm.Model:
     """Build the PyMC model of a Bayesian Gaussian mixture with marginalised assignments.
 
     Parameters
     ----------
     X : array-like or pandas.DataFrame, shape (n_obs, n_features)
-        Finite numeric data.  DataFrame column names become the ``feature`` labels
-        (else ``"x0", "x1", ...``).
+        Numeric data; NaN marks a missing entry (missing at random), which is marginalised
+        out (see Notes).  No inf, no row and no column with every entry missing.
+        DataFrame column names become the ``feature`` labels (else ``"x0", "x1", ...``).
     n_components : int
         Number of mixture components K (>= 1, <= n_obs).
     covariance_type : {"full", "tied", "diag", "spherical"}
@@ -544,7 +680,14 @@ def build_gmm_model(
         ``L_k^-1 (x - mu_k)`` from one stacked matrix product (exact to rounding).
         "expanded": ``F(x) @ coef(theta)`` with constant-folded data features, about 2x
         faster per gradient but it loses digits for components much narrower than their
-        distance from the data centre (see ``_make_logp_expanded``).
+        distance from the data centre (see ``_make_logp_expanded``).  With missing entries
+        or noise it applies to the complete, noise-free rows only.
+    noise_cov : array-like, shape (n_obs, n_features, n_features) or (n_obs, n_features)
+        Known measurement-error covariance ``S_i`` of each row (symmetric positive
+        semi-definite), or for shape (n_obs, n_features) the error *variances* (diagonal
+        errors).  Extreme deconvolution: component k's density for row i is
+        ``N(x_i | mu_k, Sigma_k + S_i)``, so the parameters describe the error-free
+        (deconvolved) mixture.  None or all zeros: no measurement error.
 
     Returns
     -------
@@ -567,6 +710,20 @@ def build_gmm_model(
     ValueError
         On invalid data, arguments, priors or coords (the message says what to change).
 
+    Notes
+    -----
+    **Missing entries and measurement errors.**  Row i with observed coordinates ``o``
+    contributes ``log sum_k w_k N(x_{i,o} | mu_{k,o}, (Sigma_k + S_i)_{oo})`` (``S_i = 0``
+    without ``noise_cov``): the missing coordinates are integrated out exactly, which is
+    valid when they are missing at random.  Rows are grouped by missingness pattern; without
+    noise each pattern costs one Cholesky factor of ``Sigma_{k,oo}`` per component, with
+    noise one of ``(Sigma_k + S_i)_{oo}`` per row and component (for "diag"/"spherical"
+    components and diagonal errors the variances simply add).  The observed variable ``x``
+    then holds the data with its NaN (as a constant, so PyMC does not create imputation
+    variables); its pointwise log-likelihood is still one value per row, and its random
+    method draws complete rows (plus ``N(0, S_i)`` errors), i.e. replicated measurements.
+    With no NaN and no noise the model is exactly the complete-data model above.
+
     Examples
     --------
     >>> from bayesgmm import build_gmm_model
@@ -585,6 +742,10 @@ def build_gmm_model(
     if logp_form not in _LOGP_FORMS:
         raise ValueError(f"Unknown logp_form {logp_form!r}; use one of {list(_LOGP_FORMS)}.")
     pri = resolve_gmm_priors(data, k, covariance_type, priors)
+    observed_mask = ~np.isnan(data)
+    # None or all zeros: no measurement error, the complete-data model
+    noise, noise_diagonal = check_noise_cov(noise_cov, data)
+    plain = noise is None and bool(observed_mask.all())
 
     model_coords = _build_coords(n_obs, k, feature_names, coords)
     use_order = j is not None and k > 1
@@ -592,7 +753,7 @@ def build_gmm_model(
     if use_order and free_idx:
         model_coords["feature_free"] = [model_coords["feature"][i] for i in free_idx]
 
-    centre = data.mean(axis=0)
+    centre = np.nanmean(data, axis=0)
     with pm.Model(coords=model_coords) as model:
         weights = pm.Dirichlet("weights", a=pri["weights_alpha"], dims="component")
 
@@ -673,17 +834,51 @@ def build_gmm_model(
             lik_scale = sigmas
 
         # ----- marginalised likelihood
-        pm.CustomDist(
-            OBS_VAR,
-            weights,
-            means,
-            lik_scale,
-            dist=_make_random_dist(covariance_type, d),
-            logp=_LOGP_FORMS[logp_form](covariance_type, centre),
-            signature=_SIGNATURES[covariance_type],
-            observed=data,
-            dims=(OBS_DIM, "feature"),
-        )
+        if plain:
+            pm.CustomDist(
+                OBS_VAR,
+                weights,
+                means,
+                lik_scale,
+                dist=_make_random_dist(covariance_type, d),
+                logp=_LOGP_FORMS[logp_form](covariance_type, centre),
+                signature=_SIGNATURES[covariance_type],
+                observed=data,
+                dims=(OBS_DIM, "feature"),
+            )
+        else:
+            noise_kind = None if noise is None else ("diag" if noise_diagonal else "full")
+            logp = _make_incomplete_logp(
+                covariance_type, centre, missing_patterns(observed_mask), noise_kind, logp_form
+            )
+            # a constant, not an array: PyMC would turn the NaN into imputed variables
+            observed = pt.as_tensor_variable(data)
+            if noise is None:
+                pm.CustomDist(
+                    OBS_VAR,
+                    weights,
+                    means,
+                    lik_scale,
+                    dist=_make_random_dist(covariance_type, d),
+                    logp=logp,
+                    signature=_SIGNATURES[covariance_type],
+                    observed=observed,
+                    dims=(OBS_DIM, "feature"),
+                )
+            else:
+                pm.CustomDist(
+                    OBS_VAR,
+                    weights,
+                    means,
+                    lik_scale,
+                    pt.constant(noise),
+                    pt.constant(_noise_factors(noise)),
+                    dist=_make_noisy_random_dist(covariance_type, d),
+                    logp=logp,
+                    signature=_noisy_signature(covariance_type),
+                    observed=observed,
+                    dims=(OBS_DIM, "feature"),
+                )
     return model
 
 

@@ -145,7 +145,10 @@ def test_bad_settings_are_clear_errors(kwargs, match):
 @pytest.mark.parametrize(
     ("X", "match"),
     [
-        (np.array([[1.0, np.nan], [2.0, 3.0], [4.0, 5.0]]), "NaN"),
+        # NaN is a missing entry (issue 16); inf and a never-observed column stay errors
+        (np.array([[1.0, np.inf], [2.0, 3.0], [4.0, 5.0]]), "inf"),
+        (np.array([[1.0, np.nan], [2.0, np.nan], [4.0, np.nan]]), "no observed value"),
+        (np.array([[1.0, 2.0], [np.nan, np.nan], [np.nan, np.nan]]), "at least 2"),
         (np.zeros((0, 2)), "empty"),
         (np.arange(10.0), "2-D"),
         (

@@ -81,6 +81,16 @@ def test_declines_an_extended_model():
     assert compile_jax_gmm(model, {}) is None
 
 
+def test_declines_missing_entries_and_measurement_errors():
+    """The numba kernel covers them (rows after the complete ones); this density does not
+    yet, so it must decline rather than drop those rows."""
+    X = make_data()
+    X[3, 1] = np.nan
+    assert jax_gmm(build_gmm_model(X, n_components=K)) is None
+    noisy = build_gmm_model(make_data(), n_components=K, noise_cov=np.full((50, 3), 0.1))
+    assert jax_gmm(noisy) is None
+
+
 def test_extended_model_samples_on_nutpies_jax_backend():
     """A model the JAX density declines is compiled from its PyTensor graph by nutpie's JAX
     backend, not by numba: ``sampler="nutpie-jax"`` keeps its promise of a JAX density."""

@@ -321,7 +321,7 @@ def test_bad_priors_raise(X, priors, match):
     ("kwargs", "match"),
     [
         ({"X": np.ones(10)}, "2-D"),
-        ({"X": np.array([[1.0, np.nan], [0.0, 1.0], [2.0, 2.0]])}, "non-finite"),
+        ({"X": np.array([[1.0, np.inf], [0.0, 1.0], [2.0, 2.0]])}, "non-finite"),  # NaN: missing
         ({"X": np.array([["a", "b"], ["c", "d"]])}, "numeric"),
         ({"X": np.random.default_rng(0).normal(size=(2, 2))}, "n_obs"),
         ({"n_components": 0}, "n_components"),

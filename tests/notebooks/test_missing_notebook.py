@@ -58,3 +58,16 @@ def test_deconvolution_recovers_the_clean_fit(results):
     assert xd["deconvolved"] < 0.5 * xd["naive"]
     rmse = results["xd_position_rmse"]
     assert rmse["deconvolved"] < 0.8 * rmse["noisy data"]
+
+
+def test_bayesian_imputation(results):
+    """BayesGMM's posterior predictive imputations (first replications of the same masks):
+    posterior-mean RMSE close to marginal EM's and far below mean imputation's, and 90%
+    intervals whose coverage of the removed entries is within 3 binomial sds of 90% (a real
+    dataset: the mixture is only approximately right)."""
+    bayes = results["bayes"]
+    for i in range(2):
+        assert bayes["rmse"][i] <= 1.1 * bayes["marginal_em_rmse"][i]
+        assert bayes["rmse"][i] < 0.7 * results["rmse"]["mean imputation + EM"][i]
+        sd = np.sqrt(0.9 * 0.1 / bayes["n_missing"][i])
+        assert abs(bayes["coverage_90"][i] - 0.9) <= 3 * sd, bayes
