@@ -464,6 +464,31 @@ def _extra_sums(k, d):
     return np.zeros(k), np.zeros((k, d)), np.zeros((k, d, d))
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _observed_factor(chol_c, o, s, lo, linv_c):
+    """The Cholesky factor ``lo`` (m, m) of ``(L L^T)[o, o] + s`` (``L = chol_c``, (D, D);
+    ``o`` the m observed coordinates; ``s`` (m, m): the rows' error covariance, or zeros),
+    row by row, and its inverse into ``linv_c[:m, :m]``; returns log det ``lo``."""
+    m, d = o.shape[0], chol_c.shape[0]
+    for r in range(m):
+        for q in range(r + 1):
+            acc = s[r, q]
+            for t in range(d):
+                acc += chol_c[o[r], t] * chol_c[o[q], t]
+            for t in range(q):
+                acc -= lo[r, t] * lo[q, t]
+            lo[r, q] = math.sqrt(acc) if r == q else acc / lo[q, q]
+    logdet = 0.0
+    for r in range(m):
+        logdet += math.log(lo[r, r])
+        for col in range(r + 1):
+            acc = 1.0 if r == col else 0.0
+            for t in range(col, r):
+                acc -= lo[r, t] * linv_c[t, col]
+            linv_c[r, col] = acc / lo[r, r]
+    return logdet
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _patterns_likelihood(buf, logw, mu, chol, extra):
     """Log-likelihood of the rows with missing coordinates, stored after the complete rows
@@ -495,23 +520,9 @@ def _patterns_likelihood(buf, logw, mu, chol, extra):
         b = np.zeros((k, m))
         base = np.empty(k)
         lo = np.zeros((m, m))
+        no_noise = np.zeros((m, m))
         for c in range(k):
-            for r in range(m):  # Cholesky factor of Sigma_oo, row by row
-                for q in range(r + 1):
-                    acc = 0.0
-                    for t in range(d):
-                        acc += chol[c, o[r], t] * chol[c, o[q], t]
-                    for t in range(q):
-                        acc -= lo[r, t] * lo[q, t]
-                    lo[r, q] = math.sqrt(acc) if r == q else acc / lo[q, q]
-            logdet = 0.0
-            for r in range(m):
-                logdet += math.log(lo[r, r])
-                for col in range(r + 1):
-                    acc = 1.0 if r == col else 0.0
-                    for t in range(col, r):
-                        acc -= lo[r, t] * linv[c, t, col]
-                    linv[c, r, col] = acc / lo[r, r]
+            logdet = _observed_factor(chol[c], o, no_noise, lo, linv[c])
             for r in range(m):
                 acc = 0.0
                 for col in range(r + 1):
@@ -571,23 +582,8 @@ def _noisy_likelihood(buf, logw, mu, chol, extra):
         s = buf[pos : pos + m * m].reshape((m, m))
         pos += m * m
         for c in range(k):
-            for r in range(m):  # Cholesky factor of Sigma_oo + S_oo
-                for q in range(r + 1):
-                    acc = s[r, q]
-                    for t in range(d):
-                        acc += chol[c, o[r], t] * chol[c, o[q], t]
-                    for t in range(q):
-                        acc -= lo[r, t] * lo[q, t]
-                    lo[r, q] = math.sqrt(acc) if r == q else acc / lo[q, q]
-            logdet = 0.0
+            logdet = _observed_factor(chol[c], o, s, lo, linv[c])
             quad = 0.0
-            for r in range(m):
-                logdet += math.log(lo[r, r])
-                for col in range(r + 1):
-                    acc = 1.0 if r == col else 0.0
-                    for t in range(col, r):
-                        acc -= lo[r, t] * linv[c, t, col]
-                    linv[c, r, col] = acc / lo[r, r]
             for r in range(m):  # z = L^-1 (x - mu), then P r = L^-T z
                 acc = 0.0
                 for col in range(r + 1):

@@ -73,8 +73,9 @@ _EXPAND_SIG = numba.types.int64(
 #: numba's cache keys a compiled function on the stamp of its own source file, not on the
 #: functions it calls: the callbacks below, cached from this file, would keep calling an old
 #: build of the kernels of ``fast_logp``.  Bump this when those kernels change.
-#: 2: rows with missing entries and with measurement errors (issue 16).
-_KERNEL_REVISION = 2
+#: 2: rows with missing entries and with measurement errors (issue 16); 3: one factor
+#: routine for both.
+_KERNEL_REVISION = 3
 
 
 @numba.njit(cache=True)
