@@ -49,7 +49,13 @@ from bayesgmm.em.kernels import (
     noisy_block_statistics,
     responsibilities_inplace,
 )
-from bayesgmm.em.sweep import N_THREADS, MixtureParams, Moments, single_threaded_blas
+from bayesgmm.em.sweep import (
+    N_THREADS,
+    MixtureParams,
+    Moments,
+    require_finite_log_likelihood,
+    single_threaded_blas,
+)
 
 __all__ = [
     "NAN_POLICIES",
@@ -390,11 +396,7 @@ def incomplete_sweep(
         with single_threaded_blas():
             parts = list(_executor().map(run, data.blocks))
     log_likelihood = float(sum(p[0] for p in parts))
-    if not np.isfinite(log_likelihood):
-        raise FloatingPointError(
-            "the log-likelihood is not finite: some observations have zero density under "
-            "every component (all weights zero, or values too large for float64)"
-        )
+    require_finite_log_likelihood(log_likelihood)
     if not moments:
         return log_likelihood, None
     resp_sum, first, second = (sum(p[j] for p in parts) for j in (1, 2, 3))

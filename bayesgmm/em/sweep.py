@@ -55,6 +55,7 @@ __all__ = [
     "linearise",
     "log_prob_resp",
     "moments_from_resp",
+    "require_finite_log_likelihood",
     "single_threaded_blas",
     "sweep_partials",
 ]
@@ -304,6 +305,16 @@ def sweep_partials(design: Design, lin: _Linearised, *, moments: bool = True):
     return log_likelihood, sum(p[1] for p in parts), sum(p[2] for p in parts)
 
 
+def require_finite_log_likelihood(log_likelihood: float) -> None:
+    """Raise :class:`FloatingPointError` (saying why it happens) unless the summed
+    log-likelihood of an E-step is finite."""
+    if not np.isfinite(log_likelihood):
+        raise FloatingPointError(
+            "the log-likelihood is not finite: some observations have zero density under "
+            "every component (all weights zero, or values too large for float64)"
+        )
+
+
 def finish_sweep(
     design, lin: _Linearised, log_likelihood: float, raw, resp_sum, *, moments: bool = True
 ):
@@ -312,11 +323,7 @@ def finish_sweep(
     ``design`` needs ``center``, ``covariance_type``, ``n_features``, ``n_quadratic`` and
     ``total_weight`` only (the whole data's, when the partials were summed over chunks).
     """
-    if not np.isfinite(log_likelihood):
-        raise FloatingPointError(
-            "the log-likelihood is not finite: some observations have zero density under "
-            "every component (all weights zero, or values too large for float64)"
-        )
+    require_finite_log_likelihood(log_likelihood)
     if not moments:
         return log_likelihood, None
     shifts = np.zeros((len(lin.offset), design.n_features))
