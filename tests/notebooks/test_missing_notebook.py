@@ -1,5 +1,6 @@
 """notebooks/07_missing_and_noisy_data.ipynb executes (2 rates x 4 replications instead of
-3 x 20); its numbers are right and say what the notebook says."""
+3 x 20, and 1 Bayesian replication per rate instead of 5); its numbers are right and say
+what the notebook says."""
 
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def test_deconvolution_recovers_the_clean_fit(results):
 
 
 def test_bayesian_imputation(results):
-    """BayesGMM's posterior predictive imputations (first replications of the same masks):
+    """BayesGMM's posterior predictive imputations (first replication of the same masks):
     posterior-mean RMSE close to marginal EM's and far below mean imputation's, and 90%
     intervals whose coverage of the removed entries is within 3 binomial sds of 90% (a real
     dataset: the mixture is only approximately right)."""
