@@ -446,7 +446,26 @@ def _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum
 
 @numba.njit(cache=True, error_model="numpy")
 def logp_grad(x, grad, buf):
-    """Log-density of the model at the unconstrained vector ``x``; its gradient into ``grad``."""
+    """Log-density of the model at the unconstrained vector ``x``; its gradient into ``grad``.
+
+    Complete rows only: for a model with missing entries or measurement errors
+    (:meth:`FastGMM.incomplete`) use :func:`logp_grad_incomplete`.  Two functions, so that
+    the passes over such rows are compiled only when a model has them (they added 4 s to
+    every first fit)."""
+    n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
+    lp, logw, mu, sig, chol, rownorm2, linv, b, base = _components(x, buf)
+    resp_sum = np.zeros(k)
+    z_sum = np.zeros((k, d))
+    zz_sum = np.zeros((k, d, d))
+    lp += _likelihood(_unpack(buf)[8], 0, n, linv, b, base, resp_sum, z_sum, zz_sum)
+    extra = _extra_sums(k, d)
+    _gradient(x, grad, buf, logw, mu, sig, chol, rownorm2, linv, resp_sum, z_sum, zz_sum, extra)
+    return lp
+
+
+@numba.njit(cache=True, error_model="numpy")
+def logp_grad_incomplete(x, grad, buf):
+    """:func:`logp_grad` with the rows with missing entries or measurement errors."""
     n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
     lp, logw, mu, sig, chol, rownorm2, linv, b, base = _components(x, buf)
     resp_sum = np.zeros(k)
@@ -657,7 +676,7 @@ def logp_grad_threads(x, grad, buf):
     # machine (numba.get_num_threads here would keep the function out of the cache)
     chunks = _thread_chunks(n)
     if chunks < 2:
-        return logp_grad(x, grad, buf)
+        return logp_grad_incomplete(x, grad, buf)
     lp, logw, mu, sig, chol, rownorm2, linv, b, base = _components(x, buf)
     xt = _unpack(buf)[8]
     # allocated and summed in helpers: array expressions here would be parallel loops too
@@ -763,6 +782,12 @@ def _dist_inputs(model: pm.Model, name: str, op_name: str) -> list:
     return rv.owner.inputs
 
 
+def _complete_only(buf: np.ndarray) -> bool:
+    """Whether the buffer ends after the complete rows (no missing entries or errors)."""
+    n, k, d = int(buf[_H_N]), int(buf[_H_K]), int(buf[_H_D])
+    return int(buf[_H_LEN]) == _HEADER + k + 3 * d + 2 + d + d * d + n * d
+
+
 @dataclass(frozen=True)
 class FastGMM:
     """The numba log-density of one built GMM model and its parameter layout.
@@ -779,10 +804,17 @@ class FastGMM:
     value_shapes: list[tuple[int, ...]]
     expanded: list[tuple[str, tuple[int, ...]]]
 
+    @property
+    def incomplete(self) -> bool:
+        """Whether the model has rows with missing entries or measurement errors (the
+        buffer's tail after the complete rows)."""
+        return not _complete_only(self.buf)
+
     def logp_dlogp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-density (Jacobians included) and its gradient at the unconstrained ``x``."""
         grad = np.empty(self.n_dim)
-        lp = logp_grad(np.ascontiguousarray(x, dtype=np.float64), grad, self.buf)
+        kernel = logp_grad_incomplete if self.incomplete else logp_grad
+        lp = kernel(np.ascontiguousarray(x, dtype=np.float64), grad, self.buf)
         return lp, grad
 
     def logp_dlogp_nojac(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -886,7 +918,7 @@ def kernel_layout(fast: FastGMM) -> KernelLayout:
         centre=centre.copy(),
         corr_index=corr_idx.astype(np.int64),
         data=np.ascontiguousarray(xt.T),
-        complete=int(buf[_H_LEN]) == _HEADER + k + 3 * d + 2 + d + d * d + n * d,
+        complete=_complete_only(buf),
     )
 
 

@@ -36,6 +36,7 @@ from bayesgmm.gmm.fast_logp import (
     expand,
     fast_gmm,
     logp_grad,
+    logp_grad_incomplete,
     logp_grad_threads,
     thread_chunks,
 )
@@ -74,8 +75,8 @@ _EXPAND_SIG = numba.types.int64(
 #: functions it calls: the callbacks below, cached from this file, would keep calling an old
 #: build of the kernels of ``fast_logp``.  Bump this when those kernels change.
 #: 2: rows with missing entries and with measurement errors (issue 16); 3: one factor
-#: routine for both.
-_KERNEL_REVISION = 3
+#: routine for both; 4: complete-data and incomplete kernels apart (logp_grad_incomplete).
+_KERNEL_REVISION = 4
 
 
 @numba.njit(cache=True)
@@ -96,6 +97,27 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
     if not np.isfinite(logp[0]):
         return 4
     return 0
+
+
+@functools.cache
+def _incomplete_logp_cfunc():
+    """The logp callback on :func:`logp_grad_incomplete` (rows with missing entries or
+    measurement errors), compiled (or loaded from the cache) on first use only: a complete
+    model's first fit does not pay for those passes."""
+
+    @numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
+    def _logp_cfunc_incomplete(dim, x_, out_, logp_, user_data):
+        x = numba.carray(x_, (dim,))
+        out = numba.carray(out_, (dim,))
+        logp = numba.carray(logp_, (1,))
+        logp[0] = logp_grad_incomplete(x, out, _buffer(user_data))
+        if not np.all(np.isfinite(out)):
+            return 3
+        if not np.isfinite(logp[0]):
+            return 4
+        return 0
+
+    return _logp_cfunc_incomplete
 
 
 @functools.cache
@@ -125,8 +147,9 @@ def _threaded_logp_cfunc():
 def _logp_callback(fast, x0: np.ndarray, threads: bool):
     """The serial callback, or the threaded one when asked for, useful (two chunks of data
     or more) and safe."""
+    serial = _incomplete_logp_cfunc() if fast.incomplete else _logp_cfunc
     if not threads or thread_chunks(fast.buf) < 2:
-        return _logp_cfunc
+        return serial
     logp_grad_threads(x0, np.empty(fast.n_dim), fast.buf)  # starts the threading layer
     cfunc = _threaded_logp_cfunc()
     if cfunc is None:
@@ -136,7 +159,7 @@ def _logp_callback(fast, x0: np.ndarray, threads: bool):
             RuntimeWarning,
             stacklevel=3,
         )
-        return _logp_cfunc
+        return serial
     return cfunc
 
 

@@ -463,7 +463,12 @@ def test_nutpie_callback_runs_the_current_kernel():
     x = np.random.default_rng(1).normal(scale=0.5, size=fast.n_dim)
     out, logp = np.empty(fast.n_dim), np.empty(1)
     ptr = ctypes.POINTER(ctypes.c_double)
-    rc = fastnuts._logp_cfunc.ctypes(
+    callback = fastnuts._logp_callback(fast, x, threads=False)
+    assert fast.incomplete and callback is not fastnuts._logp_cfunc
+    # a complete model keeps the callback without the passes over incomplete rows
+    complete = fast_gmm(build_gmm_model(np.nan_to_num(X), n_components=K))
+    assert fastnuts._logp_callback(complete, x, threads=False) is fastnuts._logp_cfunc
+    rc = callback.ctypes(
         fast.n_dim,
         x.ctypes.data_as(ptr),
         out.ctypes.data_as(ptr),
