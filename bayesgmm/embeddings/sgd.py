@@ -41,6 +41,18 @@ _INV_2_53 = 1.0 / 9007199254740992.0
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
+def _log_sum_exp(v):
+    """log sum_i exp(v_i), shifted by the largest entry (one mixture's weight logits)."""
+    vmax = v[0]
+    for i in range(1, v.shape[0]):
+        vmax = max(vmax, v[i])
+    tot = 0.0
+    for i in range(v.shape[0]):
+        tot += math.exp(v[i] - vmax)
+    return vmax + math.log(tot)
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
 def log_energy(la, ma, va, lb, mb, vb, gscale, gla, gma, gva, glb, gmb, gvb, work):
     """log xi(a, b) for mixtures a and b; adds ``gscale * d log xi / d params`` to ``g*``.
 
@@ -53,20 +65,8 @@ def log_energy(la, ma, va, lb, mb, vb, gscale, gla, gma, gva, glb, gmb, gvb, wor
     d = ma.shape[1]
     dv = va.shape[1]
     # log-softmax of the weights, in work[0:k_a] and work[k_a:k_a+k_b]
-    amax = la[0]
-    for i in range(1, k_a):
-        amax = max(amax, la[i])
-    tot = 0.0
-    for i in range(k_a):
-        tot += math.exp(la[i] - amax)
-    lse_a = amax + math.log(tot)
-    bmax = lb[0]
-    for j in range(1, k_b):
-        bmax = max(bmax, lb[j])
-    tot = 0.0
-    for j in range(k_b):
-        tot += math.exp(lb[j] - bmax)
-    lse_b = bmax + math.log(tot)
+    lse_a = _log_sum_exp(la)
+    lse_b = _log_sum_exp(lb)
     off = k_a + k_b
     tmax = -1e300  # not -inf: fastmath assumes no infinities
     for i in range(k_a):
