@@ -38,19 +38,30 @@ class SideIndex:
         Ratings of entity ``r`` are ``order[indptr[r]:indptr[r + 1]]``.
     order : ndarray of shape (n_ratings,), int64
         Rating indices sorted by this side's index (stable).
+    other : ndarray of shape (n_ratings,), int32 or int64, or None
+        The other side's index of every rating, in ``order`` (``other_index[order]``), so
+        that the kernels read it in sequence; None when not given (then gathered on use).
     """
 
     indptr: np.ndarray
     order: np.ndarray
+    other: np.ndarray | None = None
 
 
-def side_index(index: np.ndarray, n_side: int) -> SideIndex:
-    """Group the ratings by ``index`` (shape (n_ratings,), values in ``0..n_side-1``)."""
+def side_index(index: np.ndarray, n_side: int, other: np.ndarray | None = None) -> SideIndex:
+    """Group the ratings by ``index`` (shape (n_ratings,), values in ``0..n_side-1``).
+
+    ``other`` (n_ratings,), the other side's index, is stored in this side's order (int32
+    when its values fit, to halve its memory).
+    """
     order = np.argsort(index, kind="stable").astype(np.int64)
     counts = np.bincount(index, minlength=n_side)
     indptr = np.zeros(n_side + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    return SideIndex(indptr=indptr, order=order)
+    if other is not None:
+        small = other.size == 0 or int(other.max()) < np.iinfo(np.int32).max
+        other = other.take(order).astype(np.int32 if small else np.int64, copy=False)
+    return SideIndex(indptr=indptr, order=order, other=other)
 
 
 @dataclass
@@ -147,18 +158,20 @@ def _cholesky_solve_inplace(a, b, noise):
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _update_side(
-    indptr, order, other, target, weight, own_bias, other_bias, own, other_factors,
+    indptr, other, target, weight, own_bias, other_bias, own, other_factors,
     prior_precision, prior_shift, noise, use_bias,
 ):  # fmt: skip
     """Conditional MAP (or a conditional draw) of every entity on one side, in place.
 
-    Entity ``r`` has ``theta = (factors, bias)`` (bias only if ``use_bias``) with the
-    Gaussian conditional posterior of precision ``A = P + sum_n w_n x_n x_n^T`` and
-    ``A mean = prior_shift + sum_n w_n x_n t_n``, where ``x_n = (V_s, 1)``,
-    ``t_n = target_n - other_bias_s``, ``P = prior_precision`` (dim, dim) and
-    ``prior_shift = P @ prior_mean`` (dim,). ``noise`` of shape (n_side, dim) draws
-    ``theta`` from that posterior; shape (0, dim) sets it to the mean (the ALS step).
-    Entities without ratings get their prior mean (or a draw from their prior).
+    ``other``, ``target`` and ``weight`` are in this side's order: entity ``r``'s ratings
+    are positions ``indptr[r]:indptr[r + 1]``. Entity ``r`` has ``theta = (factors,
+    bias)`` (bias only if ``use_bias``) with the Gaussian conditional posterior of
+    precision ``A = P + sum_n w_n x_n x_n^T`` and ``A mean = prior_shift + sum_n w_n x_n
+    t_n``, where ``x_n = (V_s, 1)``, ``t_n = target_n - other_bias_s``, ``P =
+    prior_precision`` (dim, dim) and ``prior_shift = P @ prior_mean`` (dim,). ``noise``
+    of shape (n_side, dim) draws ``theta`` from that posterior; shape (0, dim) sets it to
+    the mean (the ALS step). Entities without ratings get their prior mean (or a draw
+    from their prior).
     """
     n_side = indptr.shape[0] - 1
     k = own.shape[1]
@@ -172,10 +185,9 @@ def _update_side(
         if use_bias:
             x[k] = 1.0
         for p in range(indptr[r], indptr[r + 1]):
-            n = order[p]
-            s = other[n]
-            w = weight[n]
-            t = target[n] - other_bias[s]
+            s = other[p]
+            w = weight[p]
+            t = target[p] - other_bias[s]
             for f in range(k):
                 x[f] = other_factors[s, f]
             for f in range(dim):
@@ -236,10 +248,20 @@ def update_side(
     precision = np.ascontiguousarray(prior_precision, dtype=np.float64).reshape(dim, dim)
     shift = precision @ np.asarray(prior_mean, dtype=np.float64).reshape(dim)
     draws = np.empty((0, dim)) if noise is None else np.ascontiguousarray(noise, dtype=np.float64)
+    order = by_side.order
+    sorted_other = other.take(order) if by_side.other is None else by_side.other
     _update_side(
-        by_side.indptr, by_side.order, other, target, weight, own_bias, other_bias, own,
-        other_f, precision, shift, draws, use_bias,
+        by_side.indptr, sorted_other, _in_order(target, order), _in_order(weight, order),
+        own_bias, other_bias, own, other_f, precision, shift, draws, use_bias,
     )  # fmt: skip
+
+
+def _in_order(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``values[order]`` as contiguous float64; a constant array is returned as it is."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size and values.strides == (0,):  # np.broadcast_to of a scalar
+        return values
+    return values.take(order)
 
 
 def ridge_precision(

@@ -48,8 +48,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+import numba
 import numpy as np
-from scipy.special import gammaln, logsumexp
+from scipy.special import gammaln
 from scipy.stats import invgamma
 from sklearn.cluster import KMeans
 
@@ -182,8 +183,9 @@ def component_index(
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     cols = np.ascontiguousarray(cols, dtype=np.int64)
     return ComponentIndex(
-        rows, cols, shape[0], shape[1], side_index(rows, shape[0]), side_index(cols, shape[1])
-    )
+        rows, cols, shape[0], shape[1],
+        side_index(rows, shape[0], other=cols), side_index(cols, shape[1], other=rows),
+    )  # fmt: skip
 
 
 @dataclass
@@ -231,13 +233,44 @@ def log_component_densities(
     return np.log(weights) - np.log(sigmas) - 0.5 * LOG_2PI - 0.5 * z * z
 
 
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _e_step_kernel(ratings, means, log_coef, sigmas, resp, log_norm):  # pragma: no cover
+    """Per rating: ``log_dens_c = log_coef_c - 0.5 ((R - mu_c) / sigma_c)**2``, its
+    log-sum-exp (max-shifted, as scipy's ``logsumexp``) into ``log_norm`` and the
+    responsibilities ``exp(log_dens_c - log_norm)`` into ``resp`` (N, n_components)."""
+    n_components = means.shape[1]
+    for n in numba.prange(ratings.shape[0]):
+        top = -np.inf
+        for c in range(n_components):
+            z = (ratings[n] - means[n, c]) / sigmas[c]
+            value = log_coef[c] - 0.5 * z * z
+            resp[n, c] = value
+            top = max(top, value)
+        total = 0.0
+        for c in range(n_components):
+            total += math.exp(resp[n, c] - top)
+        norm = top + math.log(total)
+        log_norm[n] = norm
+        for c in range(n_components):
+            resp[n, c] = math.exp(resp[n, c] - norm)
+
+
 def e_step(
     ratings: np.ndarray, means: np.ndarray, weights: np.ndarray, sigmas: np.ndarray
 ) -> tuple[np.ndarray, float]:
-    """Responsibilities (N, n_components) and the log-likelihood ``sum_n log p(R_n)``."""
-    log_dens = log_component_densities(ratings, means, weights, sigmas)
-    log_norm = logsumexp(log_dens, axis=1)
-    return np.exp(log_dens - log_norm[:, None]), float(log_norm.sum())
+    """Responsibilities (N, n_components) and the log-likelihood ``sum_n log p(R_n)``.
+
+    One parallel pass over the ratings (numba) computes the densities of
+    :func:`log_component_densities` and normalises them in log space.
+    """
+    ratings = np.ascontiguousarray(ratings, dtype=np.float64)
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    sigmas = np.asarray(sigmas, dtype=np.float64)
+    log_coef = np.log(weights) - np.log(sigmas) - 0.5 * LOG_2PI
+    resp = np.empty(means.shape)
+    log_norm = np.empty(ratings.shape[0])
+    _e_step_kernel(ratings, means, log_coef, sigmas, resp, log_norm)
+    return resp, float(log_norm.sum())
 
 
 def m_step_weights(resp: np.ndarray, alpha: float) -> np.ndarray:
@@ -374,11 +407,7 @@ def log_posterior(
 ) -> float:
     """Unnormalised log posterior: mixture log-likelihood plus :func:`log_prior`."""
     means = component_means(state, index)
-    log_lik = float(
-        logsumexp(
-            log_component_densities(ratings, means, state.weights, state.sigmas), axis=1
-        ).sum()
-    )
+    log_lik = e_step(ratings, means, state.weights, state.sigmas)[1]
     return log_lik + log_prior(state, index, priors, use_bias)
 
 
@@ -439,8 +468,10 @@ def run_map_em(
     trace: list[float] = []
     converged = False
     offset_prior = (priors.offset_mu, priors.offset_sd)
+    single = len(state.components) == 1
+    fixed_means = None if update_factors else component_means(state, index)
     for _ in range(max_iter):
-        means = component_means(state, index)
+        means = component_means(state, index) if fixed_means is None else fixed_means
         resp, log_lik = e_step(ratings, means, state.weights, state.sigmas)
         terms = [
             penalty_terms(f, ix, priors, use_bias)
@@ -462,10 +493,12 @@ def run_map_em(
         if not update_factors:
             continue
         for c, (factors, ix) in enumerate(zip(state.factors, index, strict=True)):
+            # one component: every responsibility is exactly 1, the weight a constant
+            precision = 1.0 / state.sigmas[c] ** 2
             als_sweep(
                 factors,
                 ratings,
-                resp[:, c] / state.sigmas[c] ** 2,
+                np.broadcast_to(precision, n) if single else resp[:, c] / state.sigmas[c] ** 2,
                 ix.rows,
                 ix.cols,
                 ix.by_row,
