@@ -156,6 +156,45 @@ def _cholesky_solve_inplace(a, b, noise):
         b[i] = v / a[i, i]
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _normal_equations(start, stop, other, target, weight, other_bias, other_factors, a, b):
+    """``a += sum_p w_p x_p x_p^T`` (lower triangle) and ``b += sum_p w_p x_p t_p`` over
+    positions ``start:stop``, with ``x_p = (V_s, 1)`` (the 1 only when ``b`` has one more
+    entry than ``V_s``) and ``t_p = target_p - other_bias_s``, ``s = other[p]``.
+
+    The ratings are gathered into a (dim, m) block first, so that every entry of ``a`` is
+    a dot product over contiguous memory (vectorised: the sums are reassociated).
+    """
+    k = other_factors.shape[1]
+    dim = b.shape[0]
+    m = stop - start
+    x = np.empty((dim, m))
+    wx = np.empty((dim, m))
+    wt = np.empty(m)
+    for q in range(m):
+        p = start + q
+        s = other[p]
+        w = weight[p]
+        for f in range(k):
+            v = other_factors[s, f]
+            x[f, q] = v
+            wx[f, q] = w * v
+        if dim > k:
+            x[k, q] = 1.0
+            wx[k, q] = w
+        wt[q] = target[p] - other_bias[s]
+    for f in range(dim):
+        acc = 0.0
+        for q in range(m):
+            acc += wx[f, q] * wt[q]
+        b[f] += acc
+        for g in range(f + 1):
+            acc = 0.0
+            for q in range(m):
+                acc += wx[f, q] * x[g, q]
+            a[f, g] += acc
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _update_side(
     indptr, other, target, weight, own_bias, other_bias, own, other_factors,
@@ -175,26 +214,14 @@ def _update_side(
     """
     n_side = indptr.shape[0] - 1
     k = own.shape[1]
-    dim = k + 1 if use_bias else k
     sample = noise.shape[0] > 0
     empty = np.empty(0)
     for r in numba.prange(n_side):
         a = prior_precision.copy()
         b = prior_shift.copy()
-        x = np.empty(dim)
-        if use_bias:
-            x[k] = 1.0
-        for p in range(indptr[r], indptr[r + 1]):
-            s = other[p]
-            w = weight[p]
-            t = target[p] - other_bias[s]
-            for f in range(k):
-                x[f] = other_factors[s, f]
-            for f in range(dim):
-                wx = w * x[f]
-                b[f] += wx * t
-                for g in range(f + 1):
-                    a[f, g] += wx * x[g]
+        _normal_equations(
+            indptr[r], indptr[r + 1], other, target, weight, other_bias, other_factors, a, b
+        )
         _cholesky_solve_inplace(a, b, noise[r] if sample else empty)
         for f in range(k):
             own[r, f] = b[f]

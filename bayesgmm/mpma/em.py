@@ -237,7 +237,8 @@ def log_component_densities(
 def _e_step_kernel(ratings, means, log_coef, sigmas, resp, log_norm):  # pragma: no cover
     """Per rating: ``log_dens_c = log_coef_c - 0.5 ((R - mu_c) / sigma_c)**2``, its
     log-sum-exp (max-shifted, as scipy's ``logsumexp``) into ``log_norm`` and the
-    responsibilities ``exp(log_dens_c - log_norm)`` into ``resp`` (N, n_components)."""
+    responsibilities ``exp(log_dens_c - log_norm)`` (computed as the shifted exponentials
+    over their sum) into ``resp`` (N, n_components)."""
     n_components = means.shape[1]
     for n in numba.prange(ratings.shape[0]):
         top = -np.inf
@@ -248,11 +249,11 @@ def _e_step_kernel(ratings, means, log_coef, sigmas, resp, log_norm):  # pragma:
             top = max(top, value)
         total = 0.0
         for c in range(n_components):
-            total += math.exp(resp[n, c] - top)
-        norm = top + math.log(total)
-        log_norm[n] = norm
+            resp[n, c] = math.exp(resp[n, c] - top)
+            total += resp[n, c]
+        log_norm[n] = top + math.log(total)
         for c in range(n_components):
-            resp[n, c] = math.exp(resp[n, c] - norm)
+            resp[n, c] /= total
 
 
 def e_step(

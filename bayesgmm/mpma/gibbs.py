@@ -225,7 +225,7 @@ def sample_component(
              ("col", index.by_col, index.seen_cols, index.n_cols))  # fmt: skip
     draws, sigmas, log_lik = [], [], []
     for sweep in range(n_burn + n_draws):
-        weight = np.full(n, tau)
+        weight = np.broadcast_to(tau, n)
         for side, by_side, seen, n_side in sides:
             mean, precision = sample_normal_wishart(rng, _stack(f, side, seen, use_bias), priors)
             update_side(
@@ -254,16 +254,22 @@ def mixture_weights(
     ``Dirichlet(alpha)``. Returns ``pi`` and the log posterior per iteration (which EM
     increases; the objective is concave in ``pi``, so the maximum is global).
     """
-    n_components = log_densities.shape[1]
+    n, n_components = log_densities.shape
+    # The densities are fixed: scale each row by its largest once, so that every
+    # iteration is a product and a sum (log p_c = top_n + log dens_nc).
+    top = log_densities.max(axis=1, keepdims=True)
+    dens = np.exp(log_densities - top)
+    top_sum = float(top.sum())
     weights = np.full(n_components, 1.0 / n_components)
     trace: list[float] = []
     for _ in range(max_iter):
-        joint = np.log(weights) + log_densities
-        norm = logsumexp(joint, axis=1)
-        trace.append(float(norm.sum() + (alpha - 1.0) * np.log(weights).sum()))
-        if len(trace) > 1 and abs(trace[-1] - trace[-2]) < tol * len(norm):
+        norm = dens @ weights
+        trace.append(
+            float(np.log(norm).sum() + top_sum + (alpha - 1.0) * np.log(weights).sum())
+        )
+        if len(trace) > 1 and abs(trace[-1] - trace[-2]) < tol * n:
             break
-        weights = m_step_weights(np.exp(joint - norm[:, None]), alpha)
+        weights = m_step_weights(dens * (weights / norm[:, None]), alpha)
     return weights, trace
 
 
