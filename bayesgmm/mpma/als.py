@@ -242,6 +242,7 @@ def update_side(
     *,
     use_bias: bool,
     noise: np.ndarray | None = None,
+    ordered: bool = False,
 ) -> None:
     """Update the rows (``side="row"``) or columns of ``factors`` given the other side.
 
@@ -262,6 +263,10 @@ def update_side(
     noise : ndarray of shape (n_side, dim), optional
         Standard normal draws: sample from the conditional posterior instead of taking
         its mean.
+    ordered : bool, default False
+        True when ``target`` and ``weight`` are already in ``by_side.order`` (e.g.
+        ``target.take(by_side.order)``, computed once for many updates); ``rows`` and
+        ``cols`` are in rating order in any case.
     """
     if side == "row":
         own, own_bias, other, other_bias, other_f = (
@@ -275,18 +280,19 @@ def update_side(
     precision = np.ascontiguousarray(prior_precision, dtype=np.float64).reshape(dim, dim)
     shift = precision @ np.asarray(prior_mean, dtype=np.float64).reshape(dim)
     draws = np.empty((0, dim)) if noise is None else np.ascontiguousarray(noise, dtype=np.float64)
-    order = by_side.order
-    sorted_other = other.take(order) if by_side.other is None else by_side.other
+    order = None if ordered else by_side.order
+    sorted_other = other.take(by_side.order) if by_side.other is None else by_side.other
     _update_side(
         by_side.indptr, sorted_other, _in_order(target, order), _in_order(weight, order),
         own_bias, other_bias, own, other_f, precision, shift, draws, use_bias,
     )  # fmt: skip
 
 
-def _in_order(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """``values[order]`` as contiguous float64; a constant array is returned as it is."""
+def _in_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """``values[order]`` as float64 (``values`` itself when ``order`` is None or the array
+    is a constant, ``np.broadcast_to`` of a scalar)."""
     values = np.asarray(values, dtype=np.float64)
-    if values.size and values.strides == (0,):  # np.broadcast_to of a scalar
+    if order is None or (values.size and values.strides == (0,)):
         return values
     return values.take(order)
 

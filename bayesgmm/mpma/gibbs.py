@@ -223,14 +223,17 @@ def sample_component(
     tau = priors.noise_sd**-2 if fixed else 1.0 / max(float(np.var(ratings)), 1e-12)
     sides = (("row", index.by_row, index.seen_rows, index.n_rows),
              ("col", index.by_col, index.seen_cols, index.n_cols))  # fmt: skip
+    # the targets in each side's order, gathered once for the whole chain
+    targets = [target.take(by_side.order) for _, by_side, _, _ in sides]
     draws, sigmas, log_lik = [], [], []
     for sweep in range(n_burn + n_draws):
         weight = np.broadcast_to(tau, n)
-        for side, by_side, seen, n_side in sides:
+        for (side, by_side, seen, n_side), ordered_target in zip(sides, targets, strict=True):
             mean, precision = sample_normal_wishart(rng, _stack(f, side, seen, use_bias), priors)
             update_side(
-                f, side, target, weight, index.rows, index.cols, by_side, precision,
+                f, side, ordered_target, weight, index.rows, index.cols, by_side, precision,
                 mean, use_bias=use_bias, noise=rng.standard_normal((n_side, dim)),
+                ordered=True,
             )  # fmt: skip
         residual = ratings - factor_means(f, index.rows, index.cols)
         ss = float(residual @ residual)
