@@ -94,10 +94,10 @@ class Factors:
         )
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _means_kernel(rows, cols, offset, row_bias, col_bias, row_factors, col_factors, out):
     n_factors = row_factors.shape[1]
-    for n in range(rows.shape[0]):
+    for n in numba.prange(rows.shape[0]):
         r, s = rows[n], cols[n]
         acc = offset + row_bias[r] + col_bias[s]
         for f in range(n_factors):
