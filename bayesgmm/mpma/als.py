@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 __all__ = [
+    "PARALLEL_MIN_RATINGS",
     "Factors",
     "SideIndex",
     "als_sweep",
@@ -94,8 +95,21 @@ class Factors:
         )
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _means_kernel(rows, cols, offset, row_bias, col_bias, row_factors, col_factors, out):
+    n_factors = row_factors.shape[1]
+    for n in range(rows.shape[0]):
+        r, s = rows[n], cols[n]
+        acc = offset + row_bias[r] + col_bias[s]
+        for f in range(n_factors):
+            acc += row_factors[r, f] * col_factors[s, f]
+        out[n] = acc
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _means_kernel_parallel(
+    rows, cols, offset, row_bias, col_bias, row_factors, col_factors, out
+):  # the same as _means_kernel, over the ratings in parallel
     n_factors = row_factors.shape[1]
     for n in numba.prange(rows.shape[0]):
         r, s = rows[n], cols[n]
@@ -105,10 +119,16 @@ def _means_kernel(rows, cols, offset, row_bias, col_bias, row_factors, col_facto
         out[n] = acc
 
 
+#: Fewest ratings for which factor_means runs in parallel (below, starting the threads
+#: costs more than it saves: e.g. averaging many Gibbs draws on a small test set).
+PARALLEL_MIN_RATINGS = 100_000
+
+
 def factor_means(factors: Factors, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Predicted mean of each rating, shape (n_ratings,), for index arrays ``rows, cols``."""
     out = np.empty(rows.shape[0])
-    _means_kernel(
+    kernel = _means_kernel_parallel if rows.shape[0] >= PARALLEL_MIN_RATINGS else _means_kernel
+    kernel(
         rows,
         cols,
         float(factors.offset),
