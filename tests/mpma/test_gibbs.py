@@ -246,3 +246,38 @@ def test_fixed_noise_sd_is_used_by_every_draw(truth):
     np.testing.assert_array_equal(model.posteriors_[0].sigmas, np.full(5, 0.4))
     free = bpmf(2, n_burn=3, n_draws=5, rating_scale=SCALE, random_state=0).fit(frame)
     assert np.ptp(free.posteriors_[0].sigmas) > 0  # sampled otherwise
+
+
+@pytest.mark.parametrize("constant_weight", [False, True])
+def test_update_side_paths_solve_the_normal_equations(constant_weight):
+    # Every way of calling the ALS kernel (the other index stored in side order or
+    # gathered, targets pre-ordered or not, a constant weight as a stride-0 array) gives
+    # the per-row ridge solution computed directly with numpy.
+    rng = np.random.default_rng(5)
+    n_rows, n_cols, k = 30, 20, 3
+    cells = rng.choice(n_rows * n_cols, size=300, replace=False)
+    rows, cols = np.divmod(cells, n_cols)
+    target = rng.normal(size=300)
+    weight = np.broadcast_to(2.5, 300) if constant_weight else rng.uniform(0.5, 2.0, 300)
+    start = Factors(0.0, rng.normal(size=n_rows), rng.normal(size=n_cols),
+                    rng.normal(size=(n_rows, k)), rng.normal(size=(n_cols, k)))  # fmt: skip
+    precision = np.diag([3.0, 3.0, 3.0, 1.5])
+    prior_mean = np.array([0.1, -0.2, 0.0, 0.3])
+    x = np.column_stack([start.col_factors[cols], np.ones(300)])
+    t = target - start.col_bias[cols]
+    expected = np.empty((n_rows, k + 1))
+    for r in range(n_rows):
+        on = rows == r
+        a = precision + (x[on] * np.asarray(weight)[on, None]).T @ x[on]
+        expected[r] = np.linalg.solve(a, precision @ prior_mean + x[on].T @ (weight[on] * t[on]))
+    plain = side_index(rows, n_rows)
+    stored = side_index(rows, n_rows, other=cols)
+    assert stored.other.dtype == np.int32
+    calls = [(plain, target, weight, False), (stored, target, weight, False),
+             (stored, target[stored.order], np.asarray(weight)[stored.order], True)]  # fmt: skip
+    for by_row, t_in, w_in, ordered in calls:
+        f = start.copy()
+        update_side(f, "row", t_in, w_in, rows, cols, by_row, precision, prior_mean,
+                    use_bias=True, ordered=ordered)  # fmt: skip
+        np.testing.assert_allclose(f.row_factors, expected[:, :k], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(f.row_bias, expected[:, k], rtol=1e-10, atol=1e-12)
