@@ -350,11 +350,15 @@ def train_block(
     For each kept centre word ``w`` (kept with probability ``keep_prob[w]``), each context
     ``c`` within a window of size drawn uniformly from ``1..window``, and ``negative``
     negatives ``c'`` drawn from the alias table ``(neg_prob, neg_alias)`` (see
-    :func:`alias_table`): one AdaGrad step on
-    the sum over the negatives of ``max(0, margin - log xi(w, c) + log xi(w, c'))`` (input
-    mixture of ``w``, output mixtures of ``c`` and ``c'``), every gradient taken at the
-    parameters before the step. ``stats[c]`` gets (loss sum, triples, words read,
-    active triples).
+    :func:`alias_table`): one AdaGrad step on the sum over the negatives of
+    ``max(0, margin - log xi(w, c) + log xi(w, c'))`` (input mixture of ``w``, output
+    mixtures of ``c`` and ``c'``), every gradient taken at the parameters before the step;
+    no step where every hinge is inactive. ``stats[c]`` gets (loss sum, triples, words
+    read, active triples).
+
+    Parameters are float32 or float64 arrays (all of one type); the means ``m_in`` and
+    ``m_out`` have shape (n_words, K, D') with zero padding beyond ``D = n_dims``
+    (``D' >= D``), which stays zero. Accumulators are float64.
     """
     n_chunks = chunk_starts.shape[0] - 1
     n_words = neg_prob.shape[0]
