@@ -28,7 +28,7 @@ from bayesgmm._validation import check_choice, check_positive_int, check_real, c
 from bayesgmm.em.gaussian import LOG_2PI
 from bayesgmm.embeddings.corpus import build_vocabulary, encode_corpus, read_corpus
 from bayesgmm.embeddings.kernel import log_expected_likelihood, max_cosine_similarity
-from bayesgmm.embeddings.sgd import train_block
+from bayesgmm.embeddings.sgd import alias_table, train_block
 from bayesgmm.io import (
     SaveLoadMixin,
     fitted_attributes,
@@ -38,10 +38,18 @@ from bayesgmm.io import (
 )
 from bayesgmm.progress import progress_bar
 
-__all__ = ["EMBEDDING_COVARIANCE_TYPES", "SIMILARITY_METRICS", "UnknownWordError", "Word2GM"]
+__all__ = [
+    "EMBEDDING_COVARIANCE_TYPES",
+    "SIMILARITY_METRICS",
+    "TRAINING_DTYPES",
+    "UnknownWordError",
+    "Word2GM",
+]
 
 #: Covariance types of the embeddings (the names of bayesgmm's EM engine).
 EMBEDDING_COVARIANCE_TYPES = ("spherical", "diag")
+#: Floating-point types of the training loop (``dtype``).
+TRAINING_DTYPES = ("float32", "float64")
 #: Word similarities: the log expected likelihood kernel, and the max-over-components cosine.
 SIMILARITY_METRICS = ("elk", "maxcos")
 #: Words per chunk of sentences (a unit of parallel work with its own random stream).
@@ -98,6 +106,11 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         between energies satisfy the margin from the start and learning is slow). These
         defaults were chosen on the King James Bible against SimLex-999 / WordSim-353
         (``benchmarks/word_embeddings.py``); the paper does not state all of them.
+    dtype : {"float32", "float64"}, default="float32"
+        Floating-point type of the parameters and of the vector arithmetic while training
+        (word2vec's float32 by default: half the memory traffic and twice the SIMD width of
+        float64). Scalars (energies, logs, AdaGrad accumulators of the logits) are float64
+        either way, and the fitted attributes are float64 whatever the choice.
     workers : int or None, default=None
         Threads of the training loop (numba's current number of threads if None).
     random_state : int or None, default=None
@@ -181,6 +194,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         var_bounds: tuple[float, float] = (0.05, 2.0),
         max_norm: float = 5.0,
         mean_init_scale: float = 0.05,
+        dtype: str = "float32",
         workers: int | None = None,
         random_state: int | None = None,
         progressbar: bool = True,
@@ -199,6 +213,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         self.var_bounds = var_bounds
         self.max_norm = max_norm
         self.mean_init_scale = mean_init_scale
+        self.dtype = dtype
         self.workers = workers
         self.random_state = random_state
         self.progressbar = progressbar
@@ -208,6 +223,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         check_positive_int(self.n_components, "n_components")
         check_positive_int(self.vector_size, "vector_size")
         check_choice(self.covariance_type, "covariance_type", EMBEDDING_COVARIANCE_TYPES)
+        check_choice(self.dtype, "dtype", TRAINING_DTYPES)
         check_positive_int(self.window, "window")
         check_positive_int(self.negative, "negative")
         check_real(self.margin, "margin", minimum=0.0, strict=True)
@@ -271,9 +287,13 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         self.context_logits_ = np.zeros((n_words, k_n))
         self.context_means_ = rng.normal(0.0, self.mean_init_scale, (n_words, k_n, d))
         self.context_variances_ = np.full((n_words, k_n, dv), float(self.var_init))
-        params = (self.logits_, self.means_, self.variances_, self.context_logits_,
-                  self.context_means_, self.context_variances_)  # fmt: skip
+        params = (
+            self.logits_.astype(self.dtype), _padded(self.means_, self.dtype),
+            self.variances_.astype(self.dtype), self.context_logits_.astype(self.dtype),
+            _padded(self.context_means_, self.dtype), self.context_variances_.astype(self.dtype),
+        )  # fmt: skip
         accumulators = tuple(np.zeros((n_words, k_n)) for _ in params)
+        var_lo, var_hi, norm_max = _bounds_in(self.dtype, var_min, var_max, self.max_norm)
 
         freq = counts / counts.sum()
         if self.sample > 0:
@@ -281,7 +301,7 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         else:
             keep = np.ones(n_words)
         keep = np.minimum(keep, 1.0)
-        neg_cum = np.cumsum(counts.astype(np.float64) ** 0.75)
+        neg_prob, neg_alias = alias_table(counts.astype(np.float64) ** 0.75)
         chunk_starts = _chunk_sentences(starts, _CHUNK_WORDS)
         n_chunks = len(chunk_starts) - 1
         blocks = [chunk_starts[i : i + _CHUNKS_PER_BLOCK + 1]
@@ -289,6 +309,9 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         seed_root = int(rng.integers(0, 2**63))
 
         old_threads = numba.get_num_threads()
+        # chunks handed out one at a time as threads free up (not a static split), so that
+        # a thread slowed down by a busy machine does not hold the others at the block's end
+        old_chunksize = numba.set_parallel_chunksize(1)
         if self.workers is not None:
             numba.set_num_threads(min(self.workers, numba.config.NUMBA_NUM_THREADS))
         loss_curve, epoch_loss = [], []
@@ -307,10 +330,10 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
                         )
                         stats = np.zeros((len(block) - 1, 4))
                         train_block(
-                            tokens, starts, block, seeds, keep, neg_cum, *params,
+                            tokens, starts, block, seeds, keep, neg_prob, neg_alias, *params,
                             *accumulators, self.window, self.negative, float(self.margin),
-                            float(self.learning_rate), 1e-10, var_min, var_max,
-                            float(self.max_norm), stats,
+                            float(self.learning_rate), 1e-10, var_lo, var_hi, norm_max, d,
+                            stats,
                         )  # fmt: skip
                         total = stats.sum(axis=0)
                         loss_curve.append(total[0] / max(total[1], 1.0))
@@ -323,11 +346,15 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         finally:
             self.train_time_ = time.perf_counter() - start
             numba.set_num_threads(old_threads)
+            numba.set_parallel_chunksize(old_chunksize)
         if not all(np.isfinite(p).all() for p in params):
             raise FloatingPointError(
                 "training produced non-finite parameters: lower learning_rate or raise the "
                 "lower variance bound var_bounds[0]"
             )
+        (self.logits_, self.means_, self.variances_, self.context_logits_,
+         self.context_means_, self.context_variances_) = (
+            np.ascontiguousarray(p[..., :d], dtype=np.float64) for p in params)  # fmt: skip
         self.vocabulary_ = words
         self.counts_ = counts
         self.loss_curve_ = np.array(loss_curve)
@@ -477,3 +504,28 @@ def _chunk_sentences(starts: np.ndarray, chunk_words: int) -> np.ndarray:
             target = starts[s] + chunk_words
     bounds.append(n_sentences)
     return np.array(bounds, dtype=np.int64)
+
+
+def _bounds_in(dtype: str, var_min: float, var_max: float, max_norm: float):
+    """The variance bounds rounded inwards to ``dtype``, and the norm bound less a few of
+    its rounding units, so that parameters trained in ``dtype`` keep the bounds exactly
+    when read back as float64."""
+    dt = np.dtype(dtype).type
+    lower, upper = dt(var_min), dt(var_max)
+    if lower < var_min:
+        lower = np.nextafter(lower, dt(np.inf))
+    if upper > var_max:
+        upper = np.nextafter(upper, dt(0.0))
+    return float(lower), float(upper), float(max_norm) * (1.0 - 8.0 * np.finfo(dt).eps)
+
+
+def _padded(means: np.ndarray, dtype: str) -> np.ndarray:
+    """``means`` (n_words, K, D) in ``dtype`` with zeros appended to the last axis up to a
+    multiple of 128 bytes: the compiled loops over the dimension then run whole vector
+    iterations, without the scalar remainder that costs as much as the rest at D = 50."""
+    dt = np.dtype(dtype)
+    step = 128 // dt.itemsize
+    d = means.shape[2]
+    out = np.zeros((*means.shape[:2], -(-d // step) * step), dtype=dt)
+    out[..., :d] = means
+    return out

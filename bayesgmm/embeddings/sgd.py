@@ -1,17 +1,30 @@
 """The compiled training loop of the Gaussian-mixture word embeddings (numba, Hogwild threads).
 
-Three compiled functions, all cached on disk (``cache=True``) so that a process pays numba's
+Compiled functions, all cached on disk (``cache=True``) so that a process pays numba's
 compilation once per machine:
 
 - :func:`log_energy`: the log expected likelihood kernel between two mixtures given as
   (weight logits, means, variances) rows, and, on request, its gradient (accumulated into
   buffers, scaled). The same quantity as :func:`bayesgmm.embeddings.kernel.log_expected_likelihood`.
+  It is a forward pass (energy, keeping the responsibilities and squared distances) and a
+  backward pass (gradient from what the forward pass kept); the training loop runs the
+  backward pass only for triples whose hinge is active (an inactive hinge has zero loss
+  and zero gradient, exactly).
 - :func:`adagrad_step`: an AdaGrad step on one word's mixture with the paper's bounds:
   variances clipped to ``[var_min, var_max]``, each component mean projected onto the ball
   of radius ``max_norm``.
+- :func:`alias_table`: Walker's alias table of the negatives' distribution (O(1) draws; a
+  binary search of the CDF cost about a fifth of the training time on the KJV).
 - :func:`train_block`: skip-gram with subsampling, dynamic windows and negative sampling over
   a block of sentence chunks; the chunks run in parallel (``prange``) and update the shared
   parameters without locks, as word2vec does (Hogwild; Recht et al. 2011).
+
+Precision: the parameters may be float32 or float64 (one compilation each). The vector
+loops over the dimension run in the parameters' type (float32 by default in
+:class:`~bayesgmm.embeddings.Word2GM`: twice the SIMD width); scalars (energies, logs,
+exps, AdaGrad step sizes) are float64. The means may carry zero padding on their last axis
+(the dimension ``n_dims`` is passed separately), so that those loops run whole vector
+iterations; the padding's gradient is zero and it stays zero.
 
 Parametrisation: a word's mixture has weight logits ``(K,)`` (weights = softmax), means
 ``(K, D)`` and variances ``(K, 1)`` (spherical) or ``(K, D)`` (diagonal), stored directly
@@ -29,10 +42,11 @@ import math
 
 import numba as nb
 import numpy as np
+from numba.extending import overload
 
 from bayesgmm.em.gaussian import LOG_2PI
 
-__all__ = ["adagrad_step", "log_energy", "pair_loss_and_gradient", "train_block"]
+__all__ = ["adagrad_step", "alias_table", "log_energy", "pair_loss_and_gradient", "train_block"]
 
 _LCG_MUL = np.uint64(25214903917)
 _LCG_ADD = np.uint64(11)
@@ -40,16 +54,167 @@ _SHIFT = np.uint64(11)
 _INV_2_53 = 1.0 / 9007199254740992.0
 
 
+def _like(x, arr):
+    """``x`` as a scalar of ``arr``'s dtype (float32 arithmetic in float32 loops)."""
+    return arr.dtype.type(x)
+
+
+@overload(_like, inline="always")
+def _like_compiled(x, arr):
+    dtype = arr.dtype
+
+    def impl(x, arr):
+        return dtype(x)
+
+    return impl
+
+
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
-def _log_sum_exp(v):
-    """log sum_i exp(v_i), shifted by the largest entry (one mixture's weight logits)."""
-    vmax = v[0]
-    for i in range(1, v.shape[0]):
-        vmax = max(vmax, v[i])
-    tot = 0.0
-    for i in range(v.shape[0]):
-        tot += math.exp(v[i] - vmax)
-    return vmax + math.log(tot)
+def _softmax(logits, out):
+    """``out[:K]`` = the softmax of the ``K`` weight logits; returns their log-sum-exp."""
+    k_n = logits.shape[0]
+    top = 0
+    for i in range(1, k_n):
+        if logits[i] > logits[top]:
+            top = i
+    tot = 1.0
+    for i in range(k_n):
+        e = 1.0
+        if i != top:
+            e = math.exp(logits[i] - logits[top])
+            tot += e
+        out[i] = e
+    inv = 1.0 / tot
+    for i in range(k_n):
+        out[i] *= inv
+    return logits[top] + math.log(tot) if k_n > 1 else logits[top]
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
+def _energy_forward(la, ma, va, lb, mb, vb, n_dims, buf):
+    """``log xi(a, b) + logsumexp(la)``; keeps in ``buf`` what :func:`_energy_backward` needs.
+
+    The log-sum-exp of a's logits is left in: it is the same for every target of the word
+    ``a``, so it cancels in the hinge, and leaving it out spares one log per pair. ``buf``
+    (at least ``K_b + 2 K_a K_b`` entries) receives b's weights, the responsibilities
+    ``r_ij = p_i q_j N_ij / xi`` and, for spherical covariances, the squared distances
+    ``||mu_i - nu_j||**2``. ``n_dims`` is the dimension ``D``; the means may carry zero
+    padding beyond it (``ma.shape[1] >= D``, see :func:`train_block`).
+    """
+    k_a = ma.shape[0]
+    k_b = mb.shape[0]
+    d = n_dims
+    dv = va.shape[1]
+    d_pad = ma.shape[1]
+    r0 = k_b
+    q0 = r0 + k_a * k_b
+    # b's weights, unnormalised (exp(lb_j - max lb)) until the end
+    top_b = 0
+    for j in range(1, k_b):
+        if lb[j] > lb[top_b]:
+            top_b = j
+    tot_b = 1.0
+    for j in range(k_b):
+        e = 1.0
+        if j != top_b:
+            e = math.exp(lb[j] - lb[top_b])
+            tot_b += e
+        buf[j] = e
+    top = 0
+    for i in range(k_a):
+        for j in range(k_b):
+            t = la[i] + lb[j] - lb[top_b]
+            if dv == 1:
+                s = float(va[i, 0] + vb[j, 0])
+                sq_c = _like(0.0, ma)
+                for k in range(d_pad):
+                    diff = ma[i, k] - mb[j, k]
+                    sq_c += diff * diff
+                sq = float(sq_c)
+                t -= 0.5 * (d * math.log(s) + sq / s)
+                buf[q0 + i * k_b + j] = sq
+            else:  # log det as logs of products of 32 variances: one log per 32 dims
+                acc = 0.0
+                logdet = 0.0
+                prod = 1.0
+                for k in range(d):
+                    s = float(va[i, k] + vb[j, k])
+                    diff = float(ma[i, k] - mb[j, k])
+                    acc += diff * diff / s
+                    prod *= s
+                    if k % 32 == 31:
+                        logdet += math.log(prod)
+                        prod = 1.0
+                t -= 0.5 * (logdet + math.log(prod) + acc)
+            ij = i * k_b + j
+            buf[r0 + ij] = t
+            if t > buf[r0 + top]:
+                top = ij
+    tmax = buf[r0 + top]
+    tot = 1.0
+    for ij in range(k_a * k_b):
+        e = 1.0
+        if ij != top:
+            e = math.exp(buf[r0 + ij] - tmax)
+            tot += e
+        buf[r0 + ij] = e
+    inv = 1.0 / tot
+    for ij in range(k_a * k_b):
+        buf[r0 + ij] *= inv
+    inv_b = 1.0 / tot_b
+    for j in range(k_b):
+        buf[j] *= inv_b
+    le = tmax - 0.5 * d * LOG_2PI
+    if k_a * k_b > 1:  # log(tot) - log(tot_b), the normalisers, in one log
+        le += math.log(tot * inv_b)
+    return le
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
+def _energy_backward(wa, ma, va, mb, vb, n_dims, buf, gscale, gla, gma, gva, glb, gmb, gvb):
+    """Adds ``gscale * d log xi(a, b) / d params`` to the ``g*`` buffers, given a's weights
+    ``wa`` (K_a,) and the state :func:`_energy_forward` left in ``buf`` (the parameters
+    unchanged since)."""
+    k_a = ma.shape[0]
+    k_b = mb.shape[0]
+    d = n_dims
+    dv = va.shape[1]
+    d_pad = ma.shape[1]
+    r0 = k_b
+    q0 = r0 + k_a * k_b
+    for i in range(k_a):
+        gla[i] -= gscale * wa[i]
+    for j in range(k_b):
+        glb[j] -= gscale * buf[j]
+    for i in range(k_a):
+        for j in range(k_b):
+            g = gscale * buf[r0 + i * k_b + j]  # gscale * responsibility
+            gla[i] += g
+            glb[j] += g
+            if dv == 1:
+                s = float(va[i, 0] + vb[j, 0])
+                gs = g / s
+                gs_c = _like(gs, gma)
+                for k in range(d_pad):
+                    c = gs_c * (ma[i, k] - mb[j, k])
+                    gma[i, k] -= c
+                    gmb[j, k] += c
+                ds = -0.5 * gs * (d - buf[q0 + i * k_b + j] / s)
+                gva[i, 0] += ds
+                gvb[j, 0] += ds
+            else:
+                g_c = _like(g, gma)
+                half = _like(0.5, gma)
+                for k in range(d):
+                    s = va[i, k] + vb[j, k]
+                    diff = ma[i, k] - mb[j, k]
+                    gs_c = g_c / s
+                    c = gs_c * diff
+                    gma[i, k] -= c
+                    gmb[j, k] += c
+                    ds = half * gs_c * (diff * diff / s - 1)
+                    gva[i, k] += ds
+                    gvb[j, k] += ds
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
@@ -57,87 +222,24 @@ def log_energy(la, ma, va, lb, mb, vb, gscale, gla, gma, gva, glb, gmb, gvb, wor
     """log xi(a, b) for mixtures a and b; adds ``gscale * d log xi / d params`` to ``g*``.
 
     ``la``/``lb``: logits (K,); ``ma``/``mb``: means (K, D); ``va``/``vb``: variances (K, 1)
-    or (K, D); ``work``: a float64 buffer of at least 2 K + 2 K**2 entries. With
-    ``gscale == 0`` the gradient buffers are not touched.
+    or (K, D); ``work``: a float64 buffer of at least ``K_a + K_b + 2 K_a K_b`` entries.
+    With ``gscale == 0`` the gradient buffers are not touched. The training loop runs the
+    same two passes (:func:`_energy_forward`, then :func:`_energy_backward` only where a
+    hinge is active).
     """
-    k_a = ma.shape[0]
-    k_b = mb.shape[0]
-    d = ma.shape[1]
-    dv = va.shape[1]
-    # log-softmax of the weights, in work[0:k_a] and work[k_a:k_a+k_b]
-    lse_a = _log_sum_exp(la)
-    lse_b = _log_sum_exp(lb)
-    off = k_a + k_b
-    tmax = -1e300  # not -inf: fastmath assumes no infinities
-    for i in range(k_a):
-        for j in range(k_b):
-            t = la[i] - lse_a + lb[j] - lse_b
-            if dv == 1:
-                s = va[i, 0] + vb[j, 0]
-                sq = 0.0
-                for k in range(d):
-                    diff = ma[i, k] - mb[j, k]
-                    sq += diff * diff
-                t -= 0.5 * (d * (LOG_2PI + math.log(s)) + sq / s)
-                work[off + k_a * k_b + i * k_b + j] = sq
-            else:  # log det as logs of products of 32 variances: one log per 32 dims
-                acc = 0.0
-                logdet = 0.0
-                prod = 1.0
-                for k in range(d):
-                    s = va[i, k] + vb[j, k]
-                    diff = ma[i, k] - mb[j, k]
-                    acc += diff * diff / s
-                    prod *= s
-                    if k % 32 == 31:
-                        logdet += math.log(prod)
-                        prod = 1.0
-                t -= 0.5 * (d * LOG_2PI + logdet + math.log(prod) + acc)
-            work[off + i * k_b + j] = t
-            tmax = max(tmax, t)
-    tot = 0.0
-    for ij in range(k_a * k_b):
-        tot += math.exp(work[off + ij] - tmax)
-    le = tmax + math.log(tot)
-    if gscale == 0.0:
-        return le
-    for i in range(k_a):
-        gla[i] -= gscale * math.exp(la[i] - lse_a)
-    for j in range(k_b):
-        glb[j] -= gscale * math.exp(lb[j] - lse_b)
-    for i in range(k_a):
-        for j in range(k_b):
-            g = gscale * math.exp(work[off + i * k_b + j] - le)  # gscale * responsibility
-            gla[i] += g
-            glb[j] += g
-            if dv == 1:
-                s = va[i, 0] + vb[j, 0]
-                sq = work[off + k_a * k_b + i * k_b + j]
-                gs = g / s
-                for k in range(d):
-                    c = gs * (ma[i, k] - mb[j, k])
-                    gma[i, k] -= c
-                    gmb[j, k] += c
-                ds = -0.5 * g * (d / s - sq / (s * s))
-                gva[i, 0] += ds
-                gvb[j, 0] += ds
-            else:
-                for k in range(d):
-                    s = va[i, k] + vb[j, k]
-                    diff = ma[i, k] - mb[j, k]
-                    c = g * diff / s
-                    gma[i, k] -= c
-                    gmb[j, k] += c
-                    ds = -0.5 * g * (1.0 / s - diff * diff / (s * s))
-                    gva[i, k] += ds
-                    gvb[j, k] += ds
+    k_a = la.shape[0]
+    lse_a = _softmax(la, work[:k_a])
+    le = _energy_forward(la, ma, va, lb, mb, vb, ma.shape[1], work[k_a:]) - lse_a
+    if gscale != 0.0:
+        _energy_backward(work[:k_a], ma, va, mb, vb, ma.shape[1], work[k_a:], gscale,
+                         gla, gma, gva, glb, gmb, gvb)  # fmt: skip
     return le
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
 def adagrad_step(
     logits, means, variances, acc_l, acc_m, acc_v, gl, gm, gv, scale, lr, eps,
-    var_min, var_max, max_norm,
+    var_min, var_max, max_norm, n_dims,
 ):  # fmt: skip
     """Row-wise AdaGrad on one word's mixture, then the bounds.
 
@@ -147,8 +249,9 @@ def adagrad_step(
     as for large embedding tables: one square root per component, not per coordinate).
     The step is ``param -= lr * g / sqrt(acc + eps)``; then every variance is clipped to
     ``[var_min, var_max]`` and every component mean projected onto the ball of radius
-    ``max_norm``. Arrays are one word's rows: logits (K,), means (K, D), variances (K, 1)
-    or (K, D); accumulators (K,) each.
+    ``max_norm``. Arrays are one word's rows: logits (K,), means (K, D') with zero
+    padding beyond ``D = n_dims`` (``D' >= D``; the padding's gradient is zero, so it
+    stays zero), variances (K, 1) or (K, D); accumulators (K,) each.
     """
     k_n = means.shape[0]
     d = means.shape[1]
@@ -157,26 +260,75 @@ def adagrad_step(
         g = scale * gl[i]
         acc_l[i] += g * g
         logits[i] -= lr * g / math.sqrt(acc_l[i] + eps)
-        sq = 0.0
+        sq_c = _like(0.0, means)
         for k in range(d):
-            sq += gm[i, k] * gm[i, k]
-        acc_m[i] += scale * scale * sq / d
-        step = lr * scale / math.sqrt(acc_m[i] + eps)
-        norm2 = 0.0
+            sq_c += gm[i, k] * gm[i, k]
+        acc_m[i] += scale * scale * float(sq_c) / n_dims
+        step_c = _like(lr * scale / math.sqrt(acc_m[i] + eps), means)
+        norm2_c = _like(0.0, means)
         for k in range(d):
-            means[i, k] -= step * gm[i, k]
-            norm2 += means[i, k] * means[i, k]
+            means[i, k] -= step_c * gm[i, k]
+            norm2_c += means[i, k] * means[i, k]
+        norm2 = float(norm2_c)
         if norm2 > max_norm * max_norm:
-            shrink = max_norm / math.sqrt(norm2)
+            shrink = _like(max_norm / math.sqrt(norm2), means)
             for k in range(d):
                 means[i, k] *= shrink
-        sq = 0.0
+        sq_c = _like(0.0, means)
         for k in range(dv):
-            sq += gv[i, k] * gv[i, k]
-        acc_v[i] += scale * scale * sq / dv
-        step = lr * scale / math.sqrt(acc_v[i] + eps)
+            sq_c += gv[i, k] * gv[i, k]
+        acc_v[i] += scale * scale * float(sq_c) / dv
+        step_c = _like(lr * scale / math.sqrt(acc_v[i] + eps), means)
+        lo = _like(var_min, means)
+        hi = _like(var_max, means)
         for k in range(dv):
-            variances[i, k] = min(max(variances[i, k] - step * gv[i, k], var_min), var_max)
+            variances[i, k] = min(max(variances[i, k] - step_c * gv[i, k], lo), hi)
+
+
+@nb.njit(cache=True)
+def alias_table(weights):
+    """Walker's alias table of a discrete distribution (Vose's construction), for O(1)
+    draws: with ``u`` uniform on ``[0, n)``, ``i = floor(u)`` is drawn if
+    ``u - i < prob[i]``, else ``alias[i]``.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n,)
+        Non-negative, not all zero (normalised here).
+
+    Returns
+    -------
+    prob : ndarray of float64, shape (n,)
+    alias : ndarray of int64, shape (n,)
+    """
+    n = weights.shape[0]
+    scaled = weights * (n / weights.sum())
+    prob = np.ones(n)
+    alias = np.arange(n)
+    small = np.empty(n, dtype=np.int64)
+    large = np.empty(n, dtype=np.int64)
+    n_small = 0
+    n_large = 0
+    for i in range(n):
+        if scaled[i] < 1.0:
+            small[n_small] = i
+            n_small += 1
+        else:
+            large[n_large] = i
+            n_large += 1
+    while n_small > 0 and n_large > 0:
+        n_small -= 1
+        lo = small[n_small]
+        hi = large[n_large - 1]
+        prob[lo] = scaled[lo]
+        alias[lo] = hi
+        scaled[hi] = (scaled[hi] + scaled[lo]) - 1.0
+        if scaled[hi] < 1.0:
+            n_large -= 1
+            small[n_small] = hi
+            n_small += 1
+    # what is left has probability 1 up to rounding: prob stays 1, alias itself
+    return prob, alias
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -187,23 +339,29 @@ def _uniform(state):
 
 @nb.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def train_block(
-    tokens, starts, chunk_starts, seeds, keep_prob, neg_cum,
+    tokens, starts, chunk_starts, seeds, keep_prob, neg_prob, neg_alias,
     l_in, m_in, v_in, l_out, m_out, v_out,
     al_in, am_in, av_in, al_out, am_out, av_out,
-    window, negative, margin, lr, eps, var_min, var_max, max_norm, stats,
+    window, negative, margin, lr, eps, var_min, var_max, max_norm, n_dims, stats,
 ):  # fmt: skip
     """One block of skip-gram training: chunk ``c`` holds sentences
     ``chunk_starts[c]:chunk_starts[c+1]``; sentence ``s`` is ``tokens[starts[s]:starts[s+1]]``.
 
     For each kept centre word ``w`` (kept with probability ``keep_prob[w]``), each context
     ``c`` within a window of size drawn uniformly from ``1..window``, and ``negative``
-    negatives ``c'`` drawn from the distribution whose CDF is ``neg_cum``: one AdaGrad step on
-    the sum over the negatives of ``max(0, margin - log xi(w, c) + log xi(w, c'))`` (input
-    mixture of ``w``, output mixtures of ``c`` and ``c'``), every gradient taken at the
-    parameters before the step. ``stats[c]`` gets (loss sum, triples, words read,
-    active triples).
+    negatives ``c'`` drawn from the alias table ``(neg_prob, neg_alias)`` (see
+    :func:`alias_table`): one AdaGrad step on the sum over the negatives of
+    ``max(0, margin - log xi(w, c) + log xi(w, c'))`` (input mixture of ``w``, output
+    mixtures of ``c`` and ``c'``), every gradient taken at the parameters before the step;
+    no step where every hinge is inactive. ``stats[c]`` gets (loss sum, triples, words
+    read, active triples).
+
+    Parameters are float32 or float64 arrays (all of one type); the means ``m_in`` and
+    ``m_out`` have shape (n_words, K, D') with zero padding beyond ``D = n_dims``
+    (``D' >= D``), which stays zero. Accumulators are float64.
     """
     n_chunks = chunk_starts.shape[0] - 1
+    n_words = neg_prob.shape[0]
     k_n = m_in.shape[1]
     d = m_in.shape[2]
     dv = v_in.shape[2]
@@ -220,14 +378,16 @@ def train_block(
         targets = np.empty(n_t, dtype=np.int64)
         energy = np.empty(n_t)
         scale = np.empty(n_t)
-        # gradients of log xi(w, target t): on the target (gt_*) and on the word (gw_*)
-        gt_l = np.zeros((n_t, k_n))
-        gt_m = np.zeros((n_t, k_n, d))
-        gt_v = np.zeros((n_t, k_n, dv))
-        gw_l = np.zeros((n_t, k_n))
-        gw_m = np.zeros((n_t, k_n, d))
-        gw_v = np.zeros((n_t, k_n, dv))
-        work = np.empty(2 * k_n + 2 * k_n * k_n)
+        # the word's weights; each target's forward-pass state
+        wbuf = np.empty(k_n)
+        tbuf = np.empty((n_t, k_n + 2 * k_n * k_n))
+        # gradients of the triples' loss: on the word (gw_*) and on each target (gt_*)
+        gw_l = np.empty(k_n, l_in.dtype)
+        gw_m = np.empty((k_n, d), m_in.dtype)
+        gw_v = np.empty((k_n, dv), v_in.dtype)
+        gt_l = np.empty((n_t, k_n), l_in.dtype)
+        gt_m = np.empty((n_t, k_n, d), m_in.dtype)
+        gt_v = np.empty((n_t, k_n, dv), v_in.dtype)
         loss = 0.0
         n_triples = 0.0
         n_active = 0.0
@@ -245,64 +405,67 @@ def train_block(
                     if cpos == pos:
                         continue
                     targets[0] = buf[cpos]
+                    n_valid = 0
                     for t in range(1, n_t):
-                        cn = np.searchsorted(neg_cum, _uniform(state) * neg_cum[-1], "right")
-                        cn = min(cn, neg_cum.shape[0] - 1)
-                        targets[t] = -1 if cn == targets[0] else cn  # word2vec skips c' = c
+                        u = _uniform(state) * n_words
+                        cn = min(int(u), n_words - 1)
+                        if u - cn >= neg_prob[cn]:
+                            cn = neg_alias[cn]
+                        if cn == targets[0]:  # word2vec skips c' = c
+                            targets[t] = -1
+                        else:
+                            targets[t] = cn
+                            n_valid += 1
+                    if n_valid == 0:
+                        continue
+                    n_triples += n_valid
+                    # forward passes: the energies of (w, c) and (w, c')
                     for t in range(n_t):
-                        if targets[t] < 0:
-                            continue
-                        gt_l[t] = 0.0
-                        gt_m[t] = 0.0
-                        gt_v[t] = 0.0
-                        gw_l[t] = 0.0
-                        gw_m[t] = 0.0
-                        gw_v[t] = 0.0
                         o = targets[t]
-                        energy[t] = log_energy(
-                            l_in[w], m_in[w], v_in[w], l_out[o], m_out[o], v_out[o], 1.0,
-                            gw_l[t], gw_m[t], gw_v[t], gt_l[t], gt_m[t], gt_v[t], work,
-                        )  # fmt: skip
+                        if o >= 0:
+                            energy[t] = _energy_forward(
+                                l_in[w], m_in[w], v_in[w], l_out[o], m_out[o], v_out[o], n_dims,
+                                tbuf[t],
+                            )  # fmt: skip
                     active = 0
                     for t in range(1, n_t):
                         scale[t] = 0.0
-                        if targets[t] < 0:
-                            continue
-                        n_triples += 1.0
-                        hinge = margin - energy[0] + energy[t]
-                        if hinge > 0.0:
-                            loss += hinge
-                            active += 1
-                            scale[t] = 1.0
-                    if active == 0:
+                        if targets[t] >= 0:
+                            hinge = margin - energy[0] + energy[t]
+                            if hinge > 0.0:
+                                loss += hinge
+                                active += 1
+                                scale[t] = 1.0
+                    if active == 0:  # every hinge inactive: the gradient is zero
                         continue
                     n_active += active
                     scale[0] = -float(active)
-                    # the word's gradient: sum over active triples of (grad neg - grad pos)
-                    for i in range(k_n):
-                        gw_l[0, i] *= scale[0]
-                        for k in range(d):
-                            gw_m[0, i, k] *= scale[0]
-                        for k in range(dv):
-                            gw_v[0, i, k] *= scale[0]
-                        for t in range(1, n_t):
-                            if scale[t] != 0.0:
-                                gw_l[0, i] += gw_l[t, i]
-                                for k in range(d):
-                                    gw_m[0, i, k] += gw_m[t, i, k]
-                                for k in range(dv):
-                                    gw_v[0, i, k] += gw_v[t, i, k]
+                    # backward passes, at the parameters before any step
+                    _softmax(l_in[w], wbuf)
+                    gw_l[:] = 0.0
+                    gw_m[:] = 0.0
+                    gw_v[:] = 0.0
+                    for t in range(n_t):
+                        if scale[t] != 0.0:
+                            o = targets[t]
+                            gt_l[t] = 0.0
+                            gt_m[t] = 0.0
+                            gt_v[t] = 0.0
+                            _energy_backward(
+                                wbuf, m_in[w], v_in[w], m_out[o], v_out[o], n_dims, tbuf[t],
+                                scale[t], gw_l, gw_m, gw_v, gt_l[t], gt_m[t], gt_v[t],
+                            )  # fmt: skip
                     for t in range(n_t):
                         if scale[t] != 0.0:
                             o = targets[t]
                             adagrad_step(
                                 l_out[o], m_out[o], v_out[o], al_out[o], am_out[o], av_out[o],
-                                gt_l[t], gt_m[t], gt_v[t], scale[t], lr, eps, var_min, var_max,
-                                max_norm,
+                                gt_l[t], gt_m[t], gt_v[t], 1.0, lr, eps, var_min, var_max,
+                                max_norm, n_dims,
                             )  # fmt: skip
                     adagrad_step(
                         l_in[w], m_in[w], v_in[w], al_in[w], am_in[w], av_in[w],
-                        gw_l[0], gw_m[0], gw_v[0], 1.0, lr, eps, var_min, var_max, max_norm,
+                        gw_l, gw_m, gw_v, 1.0, lr, eps, var_min, var_max, max_norm, n_dims,
                     )  # fmt: skip
         stats[c, 0] = loss
         stats[c, 1] = n_triples

