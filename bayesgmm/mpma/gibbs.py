@@ -394,8 +394,9 @@ def fit_gibbs(
         (held-out ones included; same groups), and predict with those draws: the
         components then see as many ratings as a global model alone, at twice the cost.
     callback : callable or None, default None
-        Called as ``callback(component, log_likelihood)`` after every Gibbs sweep, and as
-        ``callback("weights", log_posterior)`` once the mixture weights are fitted.
+        Called as ``callback(component, log_likelihood)`` after every Gibbs sweep (``"refit
+        <component>"`` in the refit), and as ``callback("weights", log_posterior)`` once
+        the mixture weights are fitted.
     """
     rng = np.random.default_rng(seed)
     n = ratings.shape[0]
@@ -416,7 +417,9 @@ def fit_gibbs(
         return None if callback is None else (lambda value: callback(stage, value))
 
     def sample_all(mask: np.ndarray, groups: tuple[np.ndarray, np.ndarray] | None):
-        """Every component on the ratings ``mask``; groups by k-means unless given."""
+        """Every component on the ratings ``mask``; groups by k-means unless given (the
+        refit, whose progress stages are "refit <component>")."""
+        stage = "" if groups is None else "refit "
         u, i, r = users[mask], items[mask], ratings[mask]
         start = Factors(
             offset=float(r.mean()),
@@ -428,7 +431,7 @@ def fit_gibbs(
         none = np.zeros(n_users, dtype=np.int64), np.zeros(n_items, dtype=np.int64)
         glob = sample_component(
             start, r, component_index("global", u, i, n_users, n_items, *none), priors,
-            callback=reporter("global"), **options,
+            callback=reporter(stage + "global"), **options,
         )  # fmt: skip
         if single:
             return [glob], none
@@ -444,7 +447,7 @@ def fit_gibbs(
             local = local_factors_from_global(name, glob.draws[-1], n_user_groups, n_item_groups)
             ix = component_index(name, u, i, n_users, n_items, *groups)
             posteriors.append(
-                sample_component(local, r, ix, priors, callback=reporter(name), **options)
+                sample_component(local, r, ix, priors, callback=reporter(stage + name), **options)
             )
         return posteriors, groups
 
