@@ -24,7 +24,8 @@ vectors ``theta_r - B^T x_r`` with the extra scatter ``lam B^T B`` and ``p`` ext
 of freedom from the prior of ``B`` (:func:`bayesgmm.mpma.gibbs.sample_normal_wishart`).
 
 ``X`` is kept dense (entities with a rating x the other side's entities with a rating):
-right for MovieLens-100K and 1M, not for 10M-scale matrices.
+right for MovieLens-100K and 1M (6,040 x 3,706), not for 10M-scale matrices, where
+:func:`implicit_features` raises a ValueError above ``MAX_IMPLICIT_ENTRIES`` entries.
 """
 
 from __future__ import annotations
@@ -34,7 +35,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_triangular
 
-__all__ = ["ImplicitFeatures", "implicit_features", "sample_link", "sample_link_precision"]
+__all__ = [
+    "MAX_IMPLICIT_ENTRIES",
+    "ImplicitFeatures",
+    "implicit_features",
+    "sample_link",
+    "sample_link_precision",
+]
+
+#: Largest dense implicit-feature matrix built (50M float64 entries, 400 MB).
+MAX_IMPLICIT_ENTRIES = 50_000_000
 
 
 @dataclass
@@ -75,6 +85,13 @@ def implicit_features(
         The indices with at least one rating on each side (every ``own`` is in
         ``seen_own``, every ``other`` in ``seen_other``).
     """
+    size = seen_own.shape[0] * seen_other.shape[0]
+    if size > MAX_IMPLICIT_ENTRIES:
+        raise ValueError(
+            f"implicit=True needs a dense {seen_own.shape[0]:,} x {seen_other.shape[0]:,} "
+            f"feature matrix ({size:,} entries, more than MAX_IMPLICIT_ENTRIES = "
+            f"{MAX_IMPLICIT_ENTRIES:,}): use implicit=False on a matrix this large"
+        )
     rows = np.searchsorted(seen_own, own)
     cols = np.searchsorted(seen_other, other)
     x = np.zeros((seen_own.shape[0], seen_other.shape[0]))

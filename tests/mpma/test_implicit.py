@@ -187,3 +187,11 @@ def test_refit_samples_the_components_on_all_ratings():
     assert gap_once > 1.15 and gap_twice < 1.05, (gap_once, gap_twice)
     with pytest.raises(TypeError, match="refit must be True or False"):
         GibbsMPMA(2, refit="yes").fit(train)
+
+
+def test_too_large_implicit_matrix_is_refused():
+    from bayesgmm.mpma import implicit
+
+    rows, cols = np.arange(10_001), np.arange(implicit.MAX_IMPLICIT_ENTRIES // 10_000)
+    with pytest.raises(ValueError, match="use implicit=False"):  # refused before allocating
+        implicit.implicit_features(rows, rows % cols.size, rows, cols)
