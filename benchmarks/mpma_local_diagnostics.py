@@ -28,9 +28,10 @@ import numpy as np
 from scipy.optimize import nnls
 
 from bayesgmm.datasets import load_movielens
-from bayesgmm.mpma import GibbsMPMA, UnseenIdWarning, bpmf
+from bayesgmm.mpma import GibbsMPMA, bpmf
 from bayesgmm.mpma.als import Factors
 from bayesgmm.mpma.em import cluster_entities, component_index
+from bayesgmm.mpma.estimator import UnseenIdWarning
 from bayesgmm.mpma.gibbs import GibbsPriors, sample_component
 from bayesgmm.mpma.protocols import get_protocol
 

@@ -574,7 +574,9 @@ class GibbsMPMA(MPMA):
     ``(mu, Lambda)`` Normal-Wishart, so the shrinkage is learned rather than a fixed
     penalty. Each component is sampled alone on its (sub-)matrices, as in Chen et al.'s
     procedure; the mixture weights are then fitted on a held-out share of the training
-    ratings. See :mod:`bayesgmm.mpma.gibbs` for the model and the sampler.
+    ratings, and (``refit``) the components sampled again on all of them. See
+    :mod:`bayesgmm.mpma.gibbs` for the model and the sampler, and
+    :mod:`bayesgmm.mpma.implicit` for the implicit-feedback features (``implicit``).
 
     Parameters
     ----------

@@ -25,7 +25,13 @@ mixture weights ``pi`` are then the MAP (under ``Dirichlet(weights_alpha)``) of 
 mixture of the components' posterior predictive densities on a held-out validation
 fraction of the training ratings, which the components never see. Weights fitted on the
 ratings the components were sampled on would reward the components with the most
-parameters (they fit their training ratings best, and predict new ones worst).
+parameters (they fit their training ratings best, and predict new ones worst). With
+``refit`` every component is then sampled again on all the ratings (held-out ones
+included; same groups), and those draws predict: otherwise the components miss 5% of the
+data, which on MovieLens-100K costs more than the local components add.
+
+``implicit`` shifts every entity's prior mean by its implicit features (who rated what:
+:mod:`bayesgmm.mpma.implicit`); ``(mu, Lambda)`` are then drawn on the shifted vectors.
 """
 
 from __future__ import annotations
