@@ -227,7 +227,8 @@ def _update_side(
     bias)`` (bias only if ``use_bias``) with the Gaussian conditional posterior of
     precision ``A = P + sum_n w_n x_n x_n^T`` and ``A mean = prior_shift + sum_n w_n x_n
     t_n``, where ``x_n = (V_s, 1)``, ``t_n = target_n - other_bias_s``, ``P =
-    prior_precision`` (dim, dim) and ``prior_shift = P @ prior_mean`` (dim,). ``noise``
+    prior_precision`` (dim, dim) and ``prior_shift = P @ prior_mean``: shape (1, dim) for
+    one prior mean shared by every entity, (n_side, dim) for one per entity. ``noise``
     of shape (n_side, dim) draws ``theta`` from that posterior; shape (0, dim) sets it to
     the mean (the ALS step). Entities without ratings get their prior mean (or a draw
     from their prior).
@@ -235,10 +236,11 @@ def _update_side(
     n_side = indptr.shape[0] - 1
     k = own.shape[1]
     sample = noise.shape[0] > 0
+    shared = prior_shift.shape[0] == 1
     empty = np.empty(0)
     for r in numba.prange(n_side):
         a = prior_precision.copy()
-        b = prior_shift.copy()
+        b = prior_shift[0].copy() if shared else prior_shift[r].copy()
         _normal_equations(
             indptr[r], indptr[r + 1], other, target, weight, other_bias, other_factors, a, b
         )
@@ -278,7 +280,9 @@ def update_side(
     prior_precision : ndarray of shape (dim, dim)
         Gaussian prior precision of an entity's ``(factors, bias)`` (``dim = n_factors +
         use_bias``).
-    prior_mean : ndarray of shape (dim,)
+    prior_mean : ndarray of shape (dim,) or (n_side, dim)
+        One prior mean for every entity, or one per entity (e.g. shifted by implicit
+        feedback, :mod:`bayesgmm.mpma.implicit`).
     use_bias : bool
     noise : ndarray of shape (n_side, dim), optional
         Standard normal draws: sample from the conditional posterior instead of taking
@@ -298,7 +302,12 @@ def update_side(
         )  # fmt: skip
     dim = own.shape[1] + int(use_bias)
     precision = np.ascontiguousarray(prior_precision, dtype=np.float64).reshape(dim, dim)
-    shift = precision @ np.asarray(prior_mean, dtype=np.float64).reshape(dim)
+    mean = np.asarray(prior_mean, dtype=np.float64)
+    if mean.ndim == 2 and mean.shape != (own.shape[0], dim):
+        raise ValueError(
+            f"prior_mean of shape {mean.shape} must be ({dim},) or ({own.shape[0]}, {dim})"
+        )
+    shift = np.ascontiguousarray(mean.reshape(-1, dim) @ precision)  # P symmetric
     draws = np.empty((0, dim)) if noise is None else np.ascontiguousarray(noise, dtype=np.float64)
     order = None if ordered else by_side.order
     sorted_other = other.take(by_side.order) if by_side.other is None else by_side.other

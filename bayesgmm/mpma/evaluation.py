@@ -213,7 +213,8 @@ def default_methods(
     Rows: global mean, user/item bias baseline, PMF (MAP), MPMA as Chen et al. combine the
     components (``refine_factors=False``), MPMA joint MAP-EM (``refine_factors=True``),
     Bayesian PMF and MPMA with its hierarchical priors by Gibbs sampling
-    (:class:`GibbsMPMA`, default settings), scikit-surprise's BaselineOnly,
+    (:class:`GibbsMPMA`, default settings), both again with implicit-feedback features
+    (``implicit=True``), scikit-surprise's BaselineOnly,
     KNNBaseline, SVD and SVD++ with default settings, and myFM's Bayesian factorisation
     machine with implicit feedback (:class:`MyFMPeer`, rank ``n_factors``). ``mpma_params``
     go to every MAP-EM method. The second value names the peers that could not be
@@ -231,6 +232,12 @@ def default_methods(
         ),
         "BPMF (Gibbs)": lambda: bpmf(n_factors, random_state=seed),
         "MPMA (Gibbs, BPMF priors)": lambda: GibbsMPMA(n_factors, random_state=seed),
+        "BPMF (Gibbs, implicit feedback)": lambda: bpmf(
+            n_factors, implicit=True, random_state=seed
+        ),
+        "MPMA (Gibbs, implicit feedback)": lambda: GibbsMPMA(
+            n_factors, implicit=True, random_state=seed
+        ),
     }
     reason = ""
     if include_peers:

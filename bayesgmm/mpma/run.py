@@ -203,7 +203,8 @@ def _fit_summary(model) -> str:
     if hasattr(model, "posteriors_"):
         return (
             f"{model.n_burn} + {model.n_draws} Gibbs sweeps per component; weights fitted on "
-            f"{int(model.validation_.sum()):,} held-out training ratings."
+            f"{int(model.validation_.sum()):,} held-out training ratings"
+            + ("; components then resampled on all of them." if model.refit else ".")
         )
     return f"{model.n_iter_} mixture iterations, converged {model.converged_}."
 

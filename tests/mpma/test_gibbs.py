@@ -119,7 +119,8 @@ def test_bpmf_recovers_a_known_low_rank_matrix_and_noise(truth):
 def test_gibbs_mpma_fits_weights_on_held_out_ratings_only(truth):
     frame, _ = truth
     model = GibbsMPMA(
-        2, n_burn=10, n_draws=10, validation_fraction=0.2, rating_scale=SCALE, random_state=0
+        2, n_burn=10, n_draws=10, validation_fraction=0.2, rating_scale=SCALE, random_state=0,
+        refit=False,  # the components' draws are those the weights were fitted with
     )
     model.fit(frame)
     held = model.validation_

@@ -56,8 +56,8 @@ def test_gibbs_progress(capsys):
     data = _ratings(1)
     model = GibbsMPMA(2, n_burn=2, n_draws=3, random_state=0).fit(data)
     err = capsys.readouterr().err
-    total = (2 + 3) * 3 + 1
-    assert "GibbsMPMA" in err and f"{total}/{total}" in err and "weights: log lik" in err
+    total = (2 + 3) * 3 * 2 + 1  # every component sampled twice (refit), then the weights
+    assert "GibbsMPMA" in err and f"{total}/{total}" in err and "refit item: log lik" in err
     assert all(len(p.log_likelihood) == 5 for p in model.posteriors_)
     GibbsMPMA(2, n_burn=2, n_draws=3, random_state=0, progressbar=False).fit(data)
     assert capsys.readouterr().err == ""
