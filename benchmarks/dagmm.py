@@ -5,11 +5,15 @@ every anomaly, flag the test rows with the highest anomaly scores, as many as th
 share of the test set, and report precision / recall / F1 of the anomaly class. Mean and
 sd over seeds, and the mean fit time per method.
 
-Rows: DAGMM; DAGMM's z with the mixture refitted by EM (the same fitted networks; the
-point estimate the Bayesian step centres on; its time excludes the networks); the two-step
-baseline (the same autoencoder trained alone, then a GMM on its code); PCA + GMM (PCA to
+Rows: DAGMM with the paper's settings (tanh, lambda_cov = 0.005); DAGMM with the
+settings in ``TUNED`` (ReLU, lambda_cov = 0 with reg_covar = 1e-6), chosen on seeds
+100-104 of every data set, which the 20 evaluation seeds 0-19 do not include; the tuned
+DAGMM's z with the mixture refitted by EM (the same fitted networks; the point estimate
+the Bayesian step centres on; its time excludes the networks); the two-step baseline (the
+tuned DAGMM's autoencoder trained alone, then a GMM on its code); PCA + GMM (PCA to
 DAGMM's z dimension); GMM on the standardised raw features; scikit-learn's
-IsolationForest and OneClassSVM; PyOD's ECOD where it is installed.
+IsolationForest and OneClassSVM; PyOD's ECOD where it is installed. The baselines are not
+tuned.
 
     python benchmarks/dagmm.py --seeds 20 [--datasets synthetic breast-cancer digits]
         [--kdd-home DIR]   # KDDCUP99 from scikit-learn's cache, if you have it
@@ -70,6 +74,14 @@ SETTINGS = {
 }  # fmt: skip
 
 
+#: Changes to the paper's settings, the same for every data set, chosen on seeds 100-104
+#: (mean F1 of DAGMM; tanh with lambda_cov in {0.005, 1e-4, 1e-5, 0 + reg_covar 1e-6},
+#: ReLU with {1e-5, 0 + reg_covar 1e-6}; the table is in BENCHMARKS.md): the covariance
+#: penalty collapses the memberships when z's variances are small,
+#: and tanh saturates on rows far outside the training range (see ``DAGMM``'s docstring).
+TUNED = dict(activation="relu", lambda_cov=0.0, reg_covar=1e-6)
+
+
 def _standardised(X_train, X_test):
     scaler = StandardScaler().fit(X_train)
     return scaler.transform(X_train), scaler.transform(X_test)
@@ -86,10 +98,14 @@ def methods(setting: dict) -> dict:
         return -OneClassSVM(nu=0.1, gamma="scale").fit(tr).score_samples(te)
 
     fitted = {}
+    tuned = {**setting, **TUNED}
+
+    def dagmm_paper(tr, te, seed):
+        return DAGMM(random_state=seed, **setting).fit(tr).energy(te)
 
     def dagmm(tr, te, seed):
         fitted.pop("model", None)
-        fitted["model"] = DAGMM(random_state=seed, **setting).fit(tr)
+        fitted["model"] = DAGMM(random_state=seed, **tuned).fit(tr)
         return fitted["model"].energy(te)
 
     def dagmm_refit(tr, te, seed):  # the model of the DAGMM row (run just before)
@@ -98,10 +114,11 @@ def methods(setting: dict) -> dict:
         return dagmm_refit_scores(fitted.pop("model"), tr, te, seed=seed)
 
     table = {
-        "DAGMM": dagmm,
+        "DAGMM (paper: tanh, lambda_cov 0.005)": dagmm_paper,
+        "DAGMM (ReLU, lambda_cov 0)": dagmm,
         "DAGMM z, mixture refitted by EM": dagmm_refit,
         "two-step (AE, then GMM)": lambda tr, te, seed: two_step_scores(
-            tr, te, seed=seed, **setting
+            tr, te, seed=seed, **tuned
         ),
         "PCA + GMM": lambda tr, te, seed: pca_gmm_scores(
             tr, te, n_dims=dims, n_components=k, seed=seed

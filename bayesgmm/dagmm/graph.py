@@ -63,11 +63,18 @@ def mlp(h, layers, activation: str, *, last: str = "linear", dropout_masks=None)
     return pt.special.softmax(h, axis=1) if last == "softmax" else h
 
 
+def _floored_norm(v):
+    """``max(|v_i|, NORM_FLOOR)`` per row, floored *inside* the square root: the gradient
+    of ``sqrt`` at 0 is infinite, and ``max(sqrt(0), floor)`` would multiply it by 0 (a
+    NaN; a ReLU decoder whose units are all off for a row outputs ``x' = 0`` exactly)."""
+    return pt.sqrt(pt.maximum(pt.sum(v**2, axis=1), NORM_FLOOR**2))
+
+
 def reconstruction_features(x, x_hat):
     """(N, 2): relative Euclidean distance and cosine similarity of ``x`` and ``x_hat``."""
-    norm_x = pt.maximum(pt.sqrt(pt.sum(x**2, axis=1)), NORM_FLOOR)
-    norm_r = pt.maximum(pt.sqrt(pt.sum(x_hat**2, axis=1)), NORM_FLOOR)
-    distance = pt.sqrt(pt.sum((x - x_hat) ** 2, axis=1)) / norm_x
+    norm_x = _floored_norm(x)
+    norm_r = _floored_norm(x_hat)
+    distance = _floored_norm(x - x_hat) / norm_x
     cosine = pt.sum(x * x_hat, axis=1) / (norm_x * norm_r)
     return pt.stack([distance, cosine], axis=1)
 

@@ -35,9 +35,10 @@ __all__ = [
 
 #: Activations of the hidden layers (the paper uses tanh throughout).
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
-#: Floor on ||x|| and ||x'|| in the reconstruction features: a row with ||x|| = 0 (all
-#: features exactly at their training mean after standardising) has no relative distance
-#: or cosine; the floor makes them finite (the only guard; it never acts on other rows).
+#: Floor on ||x||, ||x'|| and ||x - x'|| in the reconstruction features: a row with
+#: ||x|| = 0 (all features exactly at their training mean after standardising) has no
+#: relative distance or cosine, and the training gradient of a zero norm is not finite;
+#: the floor makes them finite (the only guard; it never acts on other rows).
 NORM_FLOOR = 1e-12
 
 _NUMPY_ACTIVATIONS = {
@@ -138,7 +139,7 @@ def reconstruction_features(X: np.ndarray, X_hat: np.ndarray) -> np.ndarray:
     ``x . x' / (||x|| ||x'||)``, norms floored at :data:`NORM_FLOOR`."""
     norm_x = np.maximum(np.sqrt((X * X).sum(axis=1)), NORM_FLOOR)
     norm_r = np.maximum(np.sqrt((X_hat * X_hat).sum(axis=1)), NORM_FLOOR)
-    distance = np.sqrt(((X - X_hat) ** 2).sum(axis=1)) / norm_x
+    distance = np.maximum(np.sqrt(((X - X_hat) ** 2).sum(axis=1)), NORM_FLOOR) / norm_x
     cosine = (X * X_hat).sum(axis=1) / (norm_x * norm_r)
     return np.column_stack([distance, cosine])
 

@@ -169,3 +169,30 @@ def test_dataframe_columns_are_named(X):
     frame["year"] = 2024.0
     with pytest.raises(ValueError, match=r"\['year'\] are constant"):
         DAGMM(**PARAMS).fit(frame)
+
+
+def test_collapsed_components_are_those_below_a_tenth_of_the_even_share():
+    from bayesgmm.dagmm.estimator import collapsed_components
+
+    assert_array_equal(collapsed_components([0.01, 0.98, 0.01]), [0, 2])
+    assert_array_equal(collapsed_components([0.34, 0.33, 0.33]), [])
+    # the even share of 4 components is 0.25; a tenth of it is 0.025
+    assert_array_equal(collapsed_components([0.024, 0.026, 0.45, 0.5]), [0])
+
+
+def test_a_collapsed_fit_warns_and_names_lambda_cov(fitted, X):
+    import copy
+
+    from bayesgmm.dagmm.estimator import MembershipCollapseWarning
+
+    model = copy.deepcopy(fitted)
+    z = model.transform(X)
+    model.weights_ = np.array([0.995, 0.005])
+    with pytest.warns(MembershipCollapseWarning, match=r"component\(s\) \[1\].*lambda_cov"):
+        model._warn_if_collapsed(z)
+    model.weights_ = np.array([0.5, 0.5])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MembershipCollapseWarning)
+        model._warn_if_collapsed(z)

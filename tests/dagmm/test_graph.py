@@ -141,3 +141,18 @@ def test_loss_gradient_matches_finite_differences(case):
         e[i] = 1e-6
         fd = (f(flat + e, drop)[0] - f(flat - e, drop)[0]) / 2e-6
         assert_allclose(grad[i], fd, rtol=1e-5, atol=1e-8)
+
+
+def test_reconstruction_features_have_finite_gradients_at_a_zero_reconstruction():
+    """A ReLU decoder whose units are all off for a row outputs x' = 0 exactly; the
+    gradient of the features must stay finite there (a NaN would end training)."""
+    x, x_hat = pt.dmatrix("x"), pt.dmatrix("x_hat")
+    feats = graph.reconstruction_features(x, x_hat)
+    grad = pytensor.grad(feats.sum(), x_hat)
+    f = pytensor.function([x, x_hat], [feats, grad], mode=Mode(linker="py", optimizer=None))
+    X = np.array([[1.0, 2.0, 2.0], [0.5, -1.0, 0.0]])
+    R = np.array([[0.0, 0.0, 0.0], [0.5, -1.0, 0.0]])  # zero x', and x' = x (distance 0)
+    values, g = f(X, R)
+    assert np.isfinite(g).all(), g
+    # the values themselves: distance 1 and cosine 0 for x' = 0; distance 0, cosine 1 for x' = x
+    assert_allclose(values, [[1.0, 0.0], [0.0, 1.0]], atol=1e-12)
