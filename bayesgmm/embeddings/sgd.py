@@ -70,24 +70,35 @@ def _like_compiled(x, arr):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
+def _exp_shifted(buf, start, n):
+    """``buf[start:start + n]`` -> ``exp(v - max v)`` in place (the largest entry becomes
+    exactly 1); returns ``(max v, sum)``: the pieces of a log-sum-exp or a softmax."""
+    top = start
+    for i in range(start + 1, start + n):
+        if buf[i] > buf[top]:
+            top = i
+    vmax = buf[top]
+    tot = 1.0
+    for i in range(start, start + n):
+        e = 1.0
+        if i != top:
+            e = math.exp(buf[i] - vmax)
+            tot += e
+        buf[i] = e
+    return vmax, tot
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
 def _softmax(logits, out):
     """``out[:K]`` = the softmax of the ``K`` weight logits; returns their log-sum-exp."""
     k_n = logits.shape[0]
-    top = 0
-    for i in range(1, k_n):
-        if logits[i] > logits[top]:
-            top = i
-    tot = 1.0
     for i in range(k_n):
-        e = 1.0
-        if i != top:
-            e = math.exp(logits[i] - logits[top])
-            tot += e
-        out[i] = e
+        out[i] = logits[i]
+    vmax, tot = _exp_shifted(out, 0, k_n)
     inv = 1.0 / tot
     for i in range(k_n):
         out[i] *= inv
-    return logits[top] + math.log(tot) if k_n > 1 else logits[top]
+    return vmax + math.log(tot) if k_n > 1 else vmax
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
@@ -109,21 +120,12 @@ def _energy_forward(la, ma, va, lb, mb, vb, n_dims, buf):
     r0 = k_b
     q0 = r0 + k_a * k_b
     # b's weights, unnormalised (exp(lb_j - max lb)) until the end
-    top_b = 0
-    for j in range(1, k_b):
-        if lb[j] > lb[top_b]:
-            top_b = j
-    tot_b = 1.0
     for j in range(k_b):
-        e = 1.0
-        if j != top_b:
-            e = math.exp(lb[j] - lb[top_b])
-            tot_b += e
-        buf[j] = e
-    top = 0
+        buf[j] = lb[j]
+    lb_max, tot_b = _exp_shifted(buf, 0, k_b)
     for i in range(k_a):
         for j in range(k_b):
-            t = la[i] + lb[j] - lb[top_b]
+            t = la[i] + lb[j] - lb_max
             if dv == 1:
                 s = float(va[i, 0] + vb[j, 0])
                 sq_c = _like(0.0, ma)
@@ -146,18 +148,8 @@ def _energy_forward(la, ma, va, lb, mb, vb, n_dims, buf):
                         logdet += math.log(prod)
                         prod = 1.0
                 t -= 0.5 * (logdet + math.log(prod) + acc)
-            ij = i * k_b + j
-            buf[r0 + ij] = t
-            if t > buf[r0 + top]:
-                top = ij
-    tmax = buf[r0 + top]
-    tot = 1.0
-    for ij in range(k_a * k_b):
-        e = 1.0
-        if ij != top:
-            e = math.exp(buf[r0 + ij] - tmax)
-            tot += e
-        buf[r0 + ij] = e
+            buf[r0 + i * k_b + j] = t
+    tmax, tot = _exp_shifted(buf, r0, k_a * k_b)
     inv = 1.0 / tot
     for ij in range(k_a * k_b):
         buf[r0 + ij] *= inv
