@@ -102,6 +102,16 @@ def _softmax(logits, out):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
+def _pair_layout(ma, va, mb, n_dims):
+    """Sizes of a pair (a, b) and where :func:`_energy_forward` keeps its state in ``buf``:
+    ``(K_a, K_b, D, variance columns, padded D, start of the responsibilities, start of
+    the squared distances)``; b's weights are ``buf[:K_b]``."""
+    k_a = ma.shape[0]
+    k_b = mb.shape[0]
+    return k_a, k_b, n_dims, va.shape[1], ma.shape[1], k_b, k_b + k_a * k_b
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
 def _energy_forward(la, ma, va, lb, mb, vb, n_dims, buf):
     """``log xi(a, b) + logsumexp(la)``; keeps in ``buf`` what :func:`_energy_backward` needs.
 
@@ -112,13 +122,7 @@ def _energy_forward(la, ma, va, lb, mb, vb, n_dims, buf):
     ``||mu_i - nu_j||**2``. ``n_dims`` is the dimension ``D``; the means may carry zero
     padding beyond it (``ma.shape[1] >= D``, see :func:`train_block`).
     """
-    k_a = ma.shape[0]
-    k_b = mb.shape[0]
-    d = n_dims
-    dv = va.shape[1]
-    d_pad = ma.shape[1]
-    r0 = k_b
-    q0 = r0 + k_a * k_b
+    k_a, k_b, d, dv, d_pad, r0, q0 = _pair_layout(ma, va, mb, n_dims)
     # b's weights, unnormalised (exp(lb_j - max lb)) until the end
     for j in range(k_b):
         buf[j] = lb[j]
@@ -167,13 +171,7 @@ def _energy_backward(wa, ma, va, mb, vb, n_dims, buf, gscale, gla, gma, gva, glb
     """Adds ``gscale * d log xi(a, b) / d params`` to the ``g*`` buffers, given a's weights
     ``wa`` (K_a,) and the state :func:`_energy_forward` left in ``buf`` (the parameters
     unchanged since)."""
-    k_a = ma.shape[0]
-    k_b = mb.shape[0]
-    d = n_dims
-    dv = va.shape[1]
-    d_pad = ma.shape[1]
-    r0 = k_b
-    q0 = r0 + k_a * k_b
+    k_a, k_b, d, dv, d_pad, r0, q0 = _pair_layout(ma, va, mb, n_dims)
     for i in range(k_a):
         gla[i] -= gscale * wa[i]
     for j in range(k_b):
