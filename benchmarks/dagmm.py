@@ -15,7 +15,7 @@ DAGMM's z dimension); GMM on the standardised raw features; scikit-learn's
 IsolationForest and OneClassSVM; PyOD's ECOD where it is installed. The baselines are not
 tuned.
 
-    python benchmarks/dagmm.py --seeds 20 [--datasets synthetic breast-cancer digits]
+    python benchmarks/dagmm.py --seeds 20 [--first-seed 0] [--datasets synthetic ...]
         [--kdd-home DIR]   # KDDCUP99 from scikit-learn's cache, if you have it
 
 Writes ``benchmarks/results/dagmm.md`` (and prints it).
@@ -196,6 +196,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument(
+        "--first-seed", type=int, default=0,
+        help="seeds first-seed .. first-seed + seeds - 1 (the tuning seeds were 100-104)",
+    )  # fmt: skip
+    parser.add_argument(
         "--datasets", nargs="+", default=["synthetic", "breast-cancer", "digits"],
         choices=["synthetic", "breast-cancer", "digits", "kddcup99"],
     )  # fmt: skip
@@ -210,7 +214,7 @@ def main(argv=None) -> None:
     }
     rows = []
     for name in args.datasets:
-        rows += evaluate(name, loaders[name], range(args.seeds))
+        rows += evaluate(name, loaders[name], range(args.first_seed, args.first_seed + args.seeds))
         text = markdown(rows, args.seeds)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
