@@ -51,8 +51,15 @@ class MembershipCollapseWarning(UserWarning):
 def collapsed_components(weights: np.ndarray) -> np.ndarray:
     """Indices of the components whose weight (the mean membership, (K,)) is below
     ``COLLAPSE_SHARE / K``: the estimation network has stopped using them, and the energy
-    is then that of a mixture with fewer components."""
+    is then that of a mixture with fewer components.
+
+    Raises ValueError unless ``weights`` is a non-empty 1-D array of finite numbers."""
     weights = np.asarray(weights, dtype=float)
+    if weights.ndim != 1 or len(weights) == 0 or not np.isfinite(weights).all():
+        raise ValueError(
+            f"weights must be a non-empty 1-D array of finite mixture weights (n_components,), "
+            f"got shape {weights.shape}"
+        )
     return np.flatnonzero(weights < COLLAPSE_SHARE / len(weights))
 
 

@@ -134,12 +134,17 @@ def softmax(a: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _floored_norm(V: np.ndarray) -> np.ndarray:
+    """Row norms of ``V`` (n, D), floored at :data:`NORM_FLOOR`."""
+    return np.maximum(np.sqrt((V * V).sum(axis=1)), NORM_FLOOR)
+
+
 def reconstruction_features(X: np.ndarray, X_hat: np.ndarray) -> np.ndarray:
     """(n, 2): relative Euclidean distance ``||x - x'|| / ||x||`` and cosine similarity
     ``x . x' / (||x|| ||x'||)``, norms floored at :data:`NORM_FLOOR`."""
-    norm_x = np.maximum(np.sqrt((X * X).sum(axis=1)), NORM_FLOOR)
-    norm_r = np.maximum(np.sqrt((X_hat * X_hat).sum(axis=1)), NORM_FLOOR)
-    distance = np.maximum(np.sqrt(((X - X_hat) ** 2).sum(axis=1)), NORM_FLOOR) / norm_x
+    norm_x = _floored_norm(X)
+    norm_r = _floored_norm(X_hat)
+    distance = _floored_norm(X - X_hat) / norm_x
     cosine = (X * X_hat).sum(axis=1) / (norm_x * norm_r)
     return np.column_stack([distance, cosine])
 

@@ -196,3 +196,11 @@ def test_a_collapsed_fit_warns_and_names_lambda_cov(fitted, X):
     with warnings.catch_warnings():
         warnings.simplefilter("error", MembershipCollapseWarning)
         model._warn_if_collapsed(z)
+
+
+@pytest.mark.parametrize("weights", [[], [[0.5, 0.5]], [0.5, np.nan]])
+def test_collapsed_components_refuses_bad_weights(weights):
+    from bayesgmm.dagmm.estimator import collapsed_components
+
+    with pytest.raises(ValueError, match="non-empty 1-D array of finite mixture weights"):
+        collapsed_components(weights)
