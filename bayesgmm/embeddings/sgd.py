@@ -290,9 +290,17 @@ def alias_table(weights):
     -------
     prob : ndarray of float64, shape (n,)
     alias : ndarray of int64, shape (n,)
+
+    Raises ValueError for empty, negative, non-finite or all-zero ``weights``.
     """
     n = weights.shape[0]
-    scaled = weights * (n / weights.sum())
+    total = weights.sum()
+    if n == 0 or not np.isfinite(total) or total <= 0.0 or weights.min() < 0.0:
+        raise ValueError(
+            "alias_table: weights must be a non-empty array of finite, non-negative numbers, "
+            "not all zero"
+        )
+    scaled = weights * (n / total)
     prob = np.ones(n)
     alias = np.arange(n)
     small = np.empty(n, dtype=np.int64)

@@ -142,3 +142,11 @@ def test_alias_table_draws_the_given_distribution(n):
     np.add.at(implied, alias, 1.0 - prob)
     np.testing.assert_allclose(implied / n, weights / weights.sum(), rtol=1e-9, atol=1e-15)
     assert np.all((prob >= 0) & (prob <= 1)) and np.all((alias >= 0) & (alias < n))
+
+
+@pytest.mark.parametrize(
+    "weights", [np.zeros(0), np.zeros(3), np.array([1.0, -0.5]), np.array([1.0, np.nan])]
+)
+def test_alias_table_refuses_weights_that_are_no_distribution(weights):
+    with pytest.raises(ValueError, match="non-negative numbers, not all zero"):
+        alias_table(weights)
