@@ -28,7 +28,13 @@ from bayesgmm._validation import check_choice, check_positive_int, check_real, c
 from bayesgmm.em.gaussian import LOG_2PI
 from bayesgmm.embeddings.corpus import build_vocabulary, encode_corpus, read_corpus
 from bayesgmm.embeddings.kernel import log_expected_likelihood, max_cosine_similarity
-from bayesgmm.embeddings.sgd import alias_table, train_block
+from bayesgmm.embeddings.sgd import (
+    alias_table,
+    pack_records,
+    record_layout,
+    train_block,
+    unpack_records,
+)
 from bayesgmm.io import (
     SaveLoadMixin,
     fitted_attributes,
@@ -287,12 +293,10 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
         self.context_logits_ = np.zeros((n_words, k_n))
         self.context_means_ = rng.normal(0.0, self.mean_init_scale, (n_words, k_n, d))
         self.context_variances_ = np.full((n_words, k_n, dv), float(self.var_init))
-        params = (
-            self.logits_.astype(self.dtype), _padded(self.means_, self.dtype),
-            self.variances_.astype(self.dtype), self.context_logits_.astype(self.dtype),
-            _padded(self.context_means_, self.dtype), self.context_variances_.astype(self.dtype),
-        )  # fmt: skip
-        accumulators = tuple(np.zeros((n_words, k_n)) for _ in params)
+        layout = record_layout(k_n, d, dv, self.dtype)
+        records = (pack_records(self.logits_, self.means_, self.variances_, layout),
+                   pack_records(self.context_logits_, self.context_means_,
+                                self.context_variances_, layout))  # fmt: skip
         var_lo, var_hi, norm_max = _bounds_in(self.dtype, var_min, var_max, self.max_norm)
 
         freq = counts / counts.sum()
@@ -330,10 +334,10 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
                         )
                         stats = np.zeros((len(block) - 1, 4))
                         train_block(
-                            tokens, starts, block, seeds, keep, neg_prob, neg_alias, *params,
-                            *accumulators, self.window, self.negative, float(self.margin),
-                            float(self.learning_rate), 1e-10, var_lo, var_hi, norm_max, d,
-                            stats,
+                            tokens, starts, block, seeds, keep, neg_prob, neg_alias, *records,
+                            k_n, d, layout.d_pad, dv, self.window, self.negative,
+                            float(self.margin), float(self.learning_rate), 1e-10, var_lo,
+                            var_hi, norm_max, stats,
                         )  # fmt: skip
                         total = stats.sum(axis=0)
                         loss_curve.append(total[0] / max(total[1], 1.0))
@@ -347,14 +351,14 @@ class Word2GM(SaveLoadMixin, BaseEstimator):
             self.train_time_ = time.perf_counter() - start
             numba.set_num_threads(old_threads)
             numba.set_parallel_chunksize(old_chunksize)
-        if not all(np.isfinite(p).all() for p in params):
+        if not all(np.isfinite(r).all() for r in records):
             raise FloatingPointError(
                 "training produced non-finite parameters: lower learning_rate or raise the "
                 "lower variance bound var_bounds[0]"
             )
-        (self.logits_, self.means_, self.variances_, self.context_logits_,
-         self.context_means_, self.context_variances_) = (
-            np.ascontiguousarray(p[..., :d], dtype=np.float64) for p in params)  # fmt: skip
+        self.logits_, self.means_, self.variances_ = unpack_records(records[0], layout)
+        (self.context_logits_, self.context_means_,
+         self.context_variances_) = unpack_records(records[1], layout)  # fmt: skip
         self.vocabulary_ = words
         self.counts_ = counts
         self.loss_curve_ = np.array(loss_curve)
@@ -517,15 +521,3 @@ def _bounds_in(dtype: str, var_min: float, var_max: float, max_norm: float):
     if upper > var_max:
         upper = np.nextafter(upper, dt(0.0))
     return float(lower), float(upper), float(max_norm) * (1.0 - 8.0 * np.finfo(dt).eps)
-
-
-def _padded(means: np.ndarray, dtype: str) -> np.ndarray:
-    """``means`` (n_words, K, D) in ``dtype`` with zeros appended to the last axis up to a
-    multiple of 128 bytes: the compiled loops over the dimension then run whole vector
-    iterations, without the scalar remainder that costs as much as the rest at D = 50."""
-    dt = np.dtype(dtype)
-    step = 128 // dt.itemsize
-    d = means.shape[2]
-    out = np.zeros((*means.shape[:2], -(-d // step) * step), dtype=dt)
-    out[..., :d] = means
-    return out

@@ -1,30 +1,44 @@
 """The compiled training loop of the Gaussian-mixture word embeddings (numba, Hogwild threads).
 
+Parameter records. During training each word's whole state (its mixture and its AdaGrad
+accumulators) is one row of a 2-D array, the word's *record* (:func:`record_layout`)::
+
+    [ means (K, D') | variances (K, 1) or (K, D) | weight logits (K,) |
+      accumulators: logits (K,), means (K,), variances (K,) | padding ]
+
+with the means padded with zeros from ``D`` to ``D'`` (a multiple of 128 bytes, so that the
+loops over the dimension run whole vector iterations; the padding's gradient is zero and it
+stays zero) and each record padded to whole 64-byte cache lines, in an array aligned to 64
+bytes. One word's updates thus write only its own cache lines: with separate arrays for the
+logits, variances and accumulators, eight words' logits shared one cache line, and the
+most frequent words (the first rows, and the most often updated) made the two threads of a
+fit invalidate each other's caches (K = 1 gained 14% and K = 2 7% in words/s with two
+threads from spreading those rows out; the records keep the frequent words together for
+the single-threaded locality as well). :func:`pack_records` and :func:`unpack_records`
+convert between records and the ``(logits, means, variances)`` arrays of the estimator.
+
 Compiled functions, all cached on disk (``cache=True``) so that a process pays numba's
 compilation once per machine:
 
-- :func:`log_energy`: the log expected likelihood kernel between two mixtures given as
-  (weight logits, means, variances) rows, and, on request, its gradient (accumulated into
-  buffers, scaled). The same quantity as :func:`bayesgmm.embeddings.kernel.log_expected_likelihood`.
-  It is a forward pass (energy, keeping the responsibilities and squared distances) and a
-  backward pass (gradient from what the forward pass kept); the training loop runs the
-  backward pass only for triples whose hinge is active (an inactive hinge has zero loss
-  and zero gradient, exactly).
-- :func:`adagrad_step`: an AdaGrad step on one word's mixture with the paper's bounds:
-  variances clipped to ``[var_min, var_max]``, each component mean projected onto the ball
-  of radius ``max_norm``.
+- the log expected likelihood kernel between two records and its gradient, as a forward
+  pass (energy, keeping the responsibilities and squared distances) and a backward pass
+  (gradient from what the forward pass kept); the training loop runs the backward pass only
+  for triples whose hinge is active (an inactive hinge has zero loss and zero gradient,
+  exactly). :func:`log_energy` and :func:`pair_loss_and_gradient` expose them for tests:
+  the same quantities as :mod:`bayesgmm.embeddings.kernel`.
+- an AdaGrad step on one record with the paper's bounds: variances clipped to
+  ``[var_min, var_max]``, each component mean projected onto the ball of radius
+  ``max_norm``.
 - :func:`alias_table`: Walker's alias table of the negatives' distribution (O(1) draws; a
   binary search of the CDF cost about a fifth of the training time on the KJV).
 - :func:`train_block`: skip-gram with subsampling, dynamic windows and negative sampling over
   a block of sentence chunks; the chunks run in parallel (``prange``) and update the shared
-  parameters without locks, as word2vec does (Hogwild; Recht et al. 2011).
+  records without locks, as word2vec does (Hogwild; Recht et al. 2011).
 
-Precision: the parameters may be float32 or float64 (one compilation each). The vector
-loops over the dimension run in the parameters' type (float32 by default in
-:class:`~bayesgmm.embeddings.Word2GM`: twice the SIMD width); scalars (energies, logs,
-exps, AdaGrad step sizes) are float64. The means may carry zero padding on their last axis
-(the dimension ``n_dims`` is passed separately), so that those loops run whole vector
-iterations; the padding's gradient is zero and it stays zero.
+Precision: the records may be float32 or float64 (one compilation each), the AdaGrad
+accumulators included. The vector loops over the dimension run in the records' type
+(float32 by default in :class:`~bayesgmm.embeddings.Word2GM`: twice the SIMD width);
+scalars (energies, logs, exps, AdaGrad step sizes) are float64.
 
 Parametrisation: a word's mixture has weight logits ``(K,)`` (weights = softmax), means
 ``(K, D)`` and variances ``(K, 1)`` (spherical) or ``(K, D)`` (diagonal), stored directly
@@ -39,6 +53,7 @@ except with one thread, where it is reproducible bit for bit.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
@@ -46,12 +61,76 @@ from numba.extending import overload
 
 from bayesgmm.em.gaussian import LOG_2PI
 
-__all__ = ["adagrad_step", "alias_table", "log_energy", "pair_loss_and_gradient", "train_block"]
+__all__ = [
+    "RecordLayout",
+    "alias_table",
+    "log_energy",
+    "pack_records",
+    "pair_loss_and_gradient",
+    "record_layout",
+    "train_block",
+    "unpack_records",
+]
 
+#: Bytes to which the padded dimension ``D'`` of the means is rounded up.
+_MEANS_ALIGN = 128
+#: Bytes of a cache line: the records' size and the arrays' start are multiples of it.
+_CACHE_LINE = 64
 _LCG_MUL = np.uint64(25214903917)
 _LCG_ADD = np.uint64(11)
 _SHIFT = np.uint64(11)
 _INV_2_53 = 1.0 / 9007199254740992.0
+
+
+class RecordLayout(NamedTuple):
+    """Sizes of a record (see the module docstring): ``n_components`` (K), ``n_dims`` (D),
+    ``d_pad`` (D', the means' padded length), ``var_cols`` (1 spherical, D diagonal),
+    ``row`` (entries per record) and ``dtype``."""
+
+    n_components: int
+    n_dims: int
+    d_pad: int
+    var_cols: int
+    row: int
+    dtype: np.dtype
+
+
+def record_layout(n_components: int, n_dims: int, var_cols: int, dtype="float32") -> RecordLayout:
+    """The record layout of ``n_components`` components of dimension ``n_dims`` with
+    ``var_cols`` variances each (1: spherical, ``n_dims``: diagonal), in ``dtype``."""
+    dt = np.dtype(dtype)
+    step = _MEANS_ALIGN // dt.itemsize
+    d_pad = -(-n_dims // step) * step
+    used = n_components * (d_pad + var_cols + 4)
+    line = _CACHE_LINE // dt.itemsize
+    return RecordLayout(n_components, n_dims, d_pad, var_cols, -(-used // line) * line, dt)
+
+
+def pack_records(logits: np.ndarray, means: np.ndarray, variances: np.ndarray,
+                 layout: RecordLayout) -> np.ndarray:  # fmt: skip
+    """Records (n_words, ``layout.row``) in ``layout.dtype``, starting on a cache line, of
+    the mixtures ``logits`` (n_words, K), ``means`` (n_words, K, D) and ``variances``
+    (n_words, K, 1) or (n_words, K, D); zero accumulators and padding."""
+    n, k, d, dp, dv = len(logits), layout.n_components, layout.n_dims, layout.d_pad, layout.var_cols
+    itemsize = layout.dtype.itemsize
+    raw = np.zeros(n * layout.row + _CACHE_LINE // itemsize, dtype=layout.dtype)
+    skip = (-raw.ctypes.data % _CACHE_LINE) // itemsize
+    rec = raw[skip : skip + n * layout.row].reshape(n, layout.row)
+    rec[:, : k * dp].reshape(n, k, dp)[..., :d] = means
+    rec[:, k * dp : k * (dp + dv)] = np.asarray(variances).reshape(n, k * dv)
+    rec[:, k * (dp + dv) : k * (dp + dv + 1)] = logits
+    return rec
+
+
+def unpack_records(rec: np.ndarray, layout: RecordLayout):
+    """``(logits, means, variances)`` in float64 from records: the inverse of
+    :func:`pack_records` (shapes (n_words, K), (n_words, K, D), (n_words, K, var_cols))."""
+    n, k, d, dp, dv = len(rec), layout.n_components, layout.n_dims, layout.d_pad, layout.var_cols
+    rec = rec.astype(np.float64)
+    means = np.ascontiguousarray(rec[:, : k * dp].reshape(n, k, dp)[..., :d])
+    variances = np.ascontiguousarray(rec[:, k * dp : k * (dp + dv)].reshape(n, k, dv))
+    logits = np.ascontiguousarray(rec[:, k * (dp + dv) : k * (dp + dv + 1)])
+    return logits, means, variances
 
 
 def _like(x, arr):
@@ -67,6 +146,15 @@ def _like_compiled(x, arr):
         return dtype(x)
 
     return impl
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _offsets(k, dp, dv):
+    """Where a record of ``k`` components keeps its variances, its weight logits and its
+    accumulators (logits, then means, then variances: ``k`` each)."""
+    ov = k * dp
+    ol = ov + k * dv
+    return ov, ol, ol + k
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
@@ -89,11 +177,11 @@ def _exp_shifted(buf, start, n):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
-def _softmax(logits, out):
-    """``out[:K]`` = the softmax of the ``K`` weight logits; returns their log-sum-exp."""
-    k_n = logits.shape[0]
+def _softmax(rec, start, k_n, out):
+    """``out[:k_n]`` = the softmax of the logits ``rec[start:start + k_n]``; returns their
+    log-sum-exp."""
     for i in range(k_n):
-        out[i] = logits[i]
+        out[i] = rec[start + i]
     vmax, tot = _exp_shifted(out, 0, k_n)
     inv = 1.0 / tot
     for i in range(k_n):
@@ -102,50 +190,48 @@ def _softmax(logits, out):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
-def _pair_layout(ma, va, mb, n_dims):
-    """Sizes of a pair (a, b) and where :func:`_energy_forward` keeps its state in ``buf``:
-    ``(K_a, K_b, D, variance columns, padded D, start of the responsibilities, start of
-    the squared distances)``; b's weights are ``buf[:K_b]``."""
-    k_a = ma.shape[0]
-    k_b = mb.shape[0]
-    return k_a, k_b, n_dims, va.shape[1], ma.shape[1], k_b, k_b + k_a * k_b
-
-
-@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
-def _energy_forward(la, ma, va, lb, mb, vb, n_dims, buf):
-    """``log xi(a, b) + logsumexp(la)``; keeps in ``buf`` what :func:`_energy_backward` needs.
+def _energy_forward(ra, k_a, rb, k_b, d, dp, dv, buf):
+    """``log xi(a, b) + logsumexp(a's logits)`` for the records ``ra`` and ``rb`` (``k_a``
+    and ``k_b`` components; dimension ``d`` padded to ``dp``; ``dv`` variance columns);
+    keeps in ``buf`` what :func:`_energy_backward` needs.
 
     The log-sum-exp of a's logits is left in: it is the same for every target of the word
     ``a``, so it cancels in the hinge, and leaving it out spares one log per pair. ``buf``
     (at least ``K_b + 2 K_a K_b`` entries) receives b's weights, the responsibilities
     ``r_ij = p_i q_j N_ij / xi`` and, for spherical covariances, the squared distances
-    ``||mu_i - nu_j||**2``. ``n_dims`` is the dimension ``D``; the means may carry zero
-    padding beyond it (``ma.shape[1] >= D``, see :func:`train_block`).
+    ``||mu_i - nu_j||**2``.
     """
-    k_a, k_b, d, dv, d_pad, r0, q0 = _pair_layout(ma, va, mb, n_dims)
+    ova, ola, _ = _offsets(k_a, dp, dv)
+    ovb, olb, _ = _offsets(k_b, dp, dv)
+    r0 = k_b
+    q0 = k_b + k_a * k_b
     # b's weights, unnormalised (exp(lb_j - max lb)) until the end
     for j in range(k_b):
-        buf[j] = lb[j]
+        buf[j] = rb[olb + j]
     lb_max, tot_b = _exp_shifted(buf, 0, k_b)
     for i in range(k_a):
+        ai = i * dp
         for j in range(k_b):
-            t = la[i] + lb[j] - lb_max
+            bj = j * dp
+            t = float(ra[ola + i]) + float(rb[olb + j]) - lb_max
             if dv == 1:
-                s = float(va[i, 0] + vb[j, 0])
-                sq_c = _like(0.0, ma)
-                for k in range(d_pad):
-                    diff = ma[i, k] - mb[j, k]
+                s = float(ra[ova + i] + rb[ovb + j])
+                sq_c = _like(0.0, ra)
+                for k in range(dp):
+                    diff = ra[ai + k] - rb[bj + k]
                     sq_c += diff * diff
                 sq = float(sq_c)
                 t -= 0.5 * (d * math.log(s) + sq / s)
                 buf[q0 + i * k_b + j] = sq
             else:  # log det as logs of products of 32 variances: one log per 32 dims
+                vi = ova + i * dv
+                vj = ovb + j * dv
                 acc = 0.0
                 logdet = 0.0
                 prod = 1.0
                 for k in range(d):
-                    s = float(va[i, k] + vb[j, k])
-                    diff = float(ma[i, k] - mb[j, k])
+                    s = float(ra[vi + k] + rb[vj + k])
+                    diff = float(ra[ai + k] - rb[bj + k])
                     acc += diff * diff / s
                     prod *= s
                     if k % 32 == 31:
@@ -167,112 +253,166 @@ def _energy_forward(la, ma, va, lb, mb, vb, n_dims, buf):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
-def _energy_backward(wa, ma, va, mb, vb, n_dims, buf, gscale, gla, gma, gva, glb, gmb, gvb):
-    """Adds ``gscale * d log xi(a, b) / d params`` to the ``g*`` buffers, given a's weights
-    ``wa`` (K_a,) and the state :func:`_energy_forward` left in ``buf`` (the parameters
-    unchanged since)."""
-    k_a, k_b, d, dv, d_pad, r0, q0 = _pair_layout(ma, va, mb, n_dims)
+def _energy_backward(wa, ra, k_a, rb, k_b, d, dp, dv, buf, gscale, ga, gb):
+    """Adds ``gscale * d log xi(a, b) / d params`` to the gradient records ``ga`` and ``gb``
+    (the layouts of ``ra`` and ``rb``; only their mixture parts are touched), given a's
+    weights ``wa`` (K_a,) and the state :func:`_energy_forward` left in ``buf`` (the
+    records unchanged since)."""
+    ova, ola, _ = _offsets(k_a, dp, dv)
+    ovb, olb, _ = _offsets(k_b, dp, dv)
+    r0 = k_b
+    q0 = k_b + k_a * k_b
     for i in range(k_a):
-        gla[i] -= gscale * wa[i]
+        ga[ola + i] -= gscale * wa[i]
     for j in range(k_b):
-        glb[j] -= gscale * buf[j]
+        gb[olb + j] -= gscale * buf[j]
     for i in range(k_a):
+        ai = i * dp
         for j in range(k_b):
+            bj = j * dp
             g = gscale * buf[r0 + i * k_b + j]  # gscale * responsibility
-            gla[i] += g
-            glb[j] += g
+            ga[ola + i] += g
+            gb[olb + j] += g
             if dv == 1:
-                s = float(va[i, 0] + vb[j, 0])
+                s = float(ra[ova + i] + rb[ovb + j])
                 gs = g / s
-                gs_c = _like(gs, gma)
-                for k in range(d_pad):
-                    c = gs_c * (ma[i, k] - mb[j, k])
-                    gma[i, k] -= c
-                    gmb[j, k] += c
+                gs_c = _like(gs, ga)
+                for k in range(dp):
+                    c = gs_c * (ra[ai + k] - rb[bj + k])
+                    ga[ai + k] -= c
+                    gb[bj + k] += c
                 ds = -0.5 * gs * (d - buf[q0 + i * k_b + j] / s)
-                gva[i, 0] += ds
-                gvb[j, 0] += ds
+                ga[ova + i] += ds
+                gb[ovb + j] += ds
             else:
-                g_c = _like(g, gma)
-                half = _like(0.5, gma)
+                vi = ova + i * dv
+                vj = ovb + j * dv
+                g_c = _like(g, ga)
+                half = _like(0.5, ga)
                 for k in range(d):
-                    s = va[i, k] + vb[j, k]
-                    diff = ma[i, k] - mb[j, k]
+                    s = ra[vi + k] + rb[vj + k]
+                    diff = ra[ai + k] - rb[bj + k]
                     gs_c = g_c / s
                     c = gs_c * diff
-                    gma[i, k] -= c
-                    gmb[j, k] += c
+                    ga[ai + k] -= c
+                    gb[bj + k] += c
                     ds = half * gs_c * (diff * diff / s - 1)
-                    gva[i, k] += ds
-                    gvb[j, k] += ds
+                    ga[vi + k] += ds
+                    gb[vj + k] += ds
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
-def log_energy(la, ma, va, lb, mb, vb, gscale, gla, gma, gva, glb, gmb, gvb, work):
-    """log xi(a, b) for mixtures a and b; adds ``gscale * d log xi / d params`` to ``g*``.
+def _adagrad_step(rec, grad, k_n, d, dp, dv, lr, eps, var_min, var_max, max_norm):
+    """Row-wise AdaGrad on one record with the gradient record ``grad``, then the bounds.
 
-    ``la``/``lb``: logits (K,); ``ma``/``mb``: means (K, D); ``va``/``vb``: variances (K, 1)
-    or (K, D); ``work``: a float64 buffer of at least ``K_a + K_b + 2 K_a K_b`` entries.
-    With ``gscale == 0`` the gradient buffers are not touched. The training loop runs the
-    same two passes (:func:`_energy_forward`, then :func:`_energy_backward` only where a
-    hinge is active).
+    Each weight logit has its own accumulator (``acc += g**2``); each component's mean, and
+    each component's variances, share one accumulator that grows by the mean of their
+    squared gradients (row-wise AdaGrad, as for large embedding tables: one square root per
+    component, not per coordinate). The step is ``param -= lr * g / sqrt(acc + eps)``; then
+    every variance is clipped to ``[var_min, var_max]`` and every component mean projected
+    onto the ball of radius ``max_norm``.
     """
-    k_a = la.shape[0]
-    lse_a = _softmax(la, work[:k_a])
-    le = _energy_forward(la, ma, va, lb, mb, vb, ma.shape[1], work[k_a:]) - lse_a
-    if gscale != 0.0:
-        _energy_backward(work[:k_a], ma, va, mb, vb, ma.shape[1], work[k_a:], gscale,
-                         gla, gma, gva, glb, gmb, gvb)  # fmt: skip
-    return le
-
-
-@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
-def adagrad_step(
-    logits, means, variances, acc_l, acc_m, acc_v, gl, gm, gv, scale, lr, eps,
-    var_min, var_max, max_norm, n_dims,
-):  # fmt: skip
-    """Row-wise AdaGrad on one word's mixture, then the bounds.
-
-    With ``g = scale * grad``: each weight logit has its own accumulator
-    (``acc_l[i] += g**2``); each component's mean, and each component's variances, share
-    one accumulator that grows by the mean of their squared gradients (row-wise AdaGrad,
-    as for large embedding tables: one square root per component, not per coordinate).
-    The step is ``param -= lr * g / sqrt(acc + eps)``; then every variance is clipped to
-    ``[var_min, var_max]`` and every component mean projected onto the ball of radius
-    ``max_norm``. Arrays are one word's rows: logits (K,), means (K, D') with zero
-    padding beyond ``D = n_dims`` (``D' >= D``; the padding's gradient is zero, so it
-    stays zero), variances (K, 1) or (K, D); accumulators (K,) each.
-    """
-    k_n = means.shape[0]
-    d = means.shape[1]
-    dv = variances.shape[1]
+    ov, ol, oa = _offsets(k_n, dp, dv)
     for i in range(k_n):
-        g = scale * gl[i]
-        acc_l[i] += g * g
-        logits[i] -= lr * g / math.sqrt(acc_l[i] + eps)
-        sq_c = _like(0.0, means)
-        for k in range(d):
-            sq_c += gm[i, k] * gm[i, k]
-        acc_m[i] += scale * scale * float(sq_c) / n_dims
-        step_c = _like(lr * scale / math.sqrt(acc_m[i] + eps), means)
-        norm2_c = _like(0.0, means)
-        for k in range(d):
-            means[i, k] -= step_c * gm[i, k]
-            norm2_c += means[i, k] * means[i, k]
+        g = float(grad[ol + i])
+        acc = float(rec[oa + i]) + g * g
+        rec[oa + i] = acc
+        rec[ol + i] -= lr * g / math.sqrt(acc + eps)
+        ai = i * dp
+        sq_c = _like(0.0, rec)
+        for k in range(dp):
+            sq_c += grad[ai + k] * grad[ai + k]
+        acc = float(rec[oa + k_n + i]) + float(sq_c) / d
+        rec[oa + k_n + i] = acc
+        step_c = _like(lr / math.sqrt(acc + eps), rec)
+        norm2_c = _like(0.0, rec)
+        for k in range(dp):
+            rec[ai + k] -= step_c * grad[ai + k]
+            norm2_c += rec[ai + k] * rec[ai + k]
         norm2 = float(norm2_c)
         if norm2 > max_norm * max_norm:
-            shrink = _like(max_norm / math.sqrt(norm2), means)
-            for k in range(d):
-                means[i, k] *= shrink
-        sq_c = _like(0.0, means)
+            shrink = _like(max_norm / math.sqrt(norm2), rec)
+            for k in range(dp):
+                rec[ai + k] *= shrink
+        vi = ov + i * dv
+        sq_c = _like(0.0, rec)
         for k in range(dv):
-            sq_c += gv[i, k] * gv[i, k]
-        acc_v[i] += scale * scale * float(sq_c) / dv
-        step_c = _like(lr * scale / math.sqrt(acc_v[i] + eps), means)
-        lo = _like(var_min, means)
-        hi = _like(var_max, means)
+            sq_c += grad[vi + k] * grad[vi + k]
+        acc = float(rec[oa + 2 * k_n + i]) + float(sq_c) / dv
+        rec[oa + 2 * k_n + i] = acc
+        step_c = _like(lr / math.sqrt(acc + eps), rec)
+        lo = _like(var_min, rec)
+        hi = _like(var_max, rec)
         for k in range(dv):
-            variances[i, k] = min(max(variances[i, k] - step_c * gv[i, k], lo), hi)
+            rec[vi + k] = min(max(rec[vi + k] - step_c * grad[vi + k], lo), hi)
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def _triple_loss(rw, k_w, rc, k_c, rn, k_n, d, dv, margin, gw, gc, gn):
+    """The hinge loss of one (word, context, negative) triple of float64 records with
+    unpadded means (``dp == d``); adds its gradient to ``gw``, ``gc`` and ``gn``. The same
+    passes as :func:`train_block`."""
+    kmax = max(k_w, k_c, k_n)
+    wa = np.empty(k_w)
+    buf_c = np.empty(kmax + 2 * kmax * kmax)
+    buf_n = np.empty(kmax + 2 * kmax * kmax)
+    _softmax(rw, _offsets(k_w, d, dv)[1], k_w, wa)
+    pos = _energy_forward(rw, k_w, rc, k_c, d, d, dv, buf_c)
+    neg = _energy_forward(rw, k_w, rn, k_n, d, d, dv, buf_n)
+    loss = margin - pos + neg
+    if loss > 0.0:
+        _energy_backward(wa, rw, k_w, rc, k_c, d, d, dv, buf_c, -1.0, gw, gc)
+        _energy_backward(wa, rw, k_w, rn, k_n, d, d, dv, buf_n, 1.0, gw, gn)
+        return loss
+    return 0.0
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def _log_energy(ra, k_a, rb, k_b, d, dv):
+    wa = np.empty(k_a)
+    buf = np.empty(k_b + 2 * k_a * k_b)
+    lse = _softmax(ra, _offsets(k_a, d, dv)[1], k_a, wa)
+    return _energy_forward(ra, k_a, rb, k_b, d, d, dv, buf) - lse
+
+
+def _as_record(mixture):
+    """A float64 record with unpadded means of a ``(logits, means, variances)`` tuple."""
+    logits, means, variances = (np.asarray(a, dtype=np.float64) for a in mixture)
+    k, d = means.shape
+    variances = variances.reshape(k, -1)
+    layout = RecordLayout(k, d, d, variances.shape[1], k * (d + variances.shape[1] + 4),
+                          np.dtype(np.float64))  # fmt: skip
+    return pack_records(logits[None], means[None], variances[None], layout)[0], layout
+
+
+def log_energy(a, b) -> float:
+    """log xi(a, b), the log expected likelihood kernel, by the compiled forward pass.
+
+    ``a`` and ``b``: ``(logits, means, variances)`` tuples of shapes (K,), (K, D) and
+    (K, 1) or (K, D) (weights = softmax of the logits); the same quantity as
+    :func:`bayesgmm.embeddings.kernel.log_expected_likelihood`.
+    """
+    (ra, la), (rb, lb) = _as_record(a), _as_record(b)
+    return _log_energy(ra, la.n_components, rb, lb.n_components, la.n_dims, la.var_cols)
+
+
+def pair_loss_and_gradient(word, context, negative, margin=1.0):
+    """The hinge loss of one triple and its gradient, computed by the compiled kernel.
+
+    Each argument is a ``(logits, means, variances)`` tuple (shapes (K,), (K, D), (K, 1) or
+    (K, D)); returns ``(loss, grads)`` with ``grads`` a tuple of three such tuples, the
+    gradient of the loss with respect to each argument's arrays (zeros where the hinge is
+    inactive). The training loop takes exactly these gradients.
+    """
+    records = [_as_record(x) for x in (word, context, negative)]
+    grads = [np.zeros_like(r) for r, _ in records]
+    (rw, lw), (rc, lc), (rn, ln) = records
+    loss = _triple_loss(rw, lw.n_components, rc, lc.n_components, rn, ln.n_components,
+                        lw.n_dims, lw.var_cols, float(margin), *grads)  # fmt: skip
+    return loss, tuple(
+        tuple(a[0] for a in unpack_records(g[None], layout))
+        for g, (_, layout) in zip(grads, records, strict=True)
+    )
 
 
 @nb.njit(cache=True)
@@ -331,16 +471,16 @@ def alias_table(weights):
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _uniform(state):
-    state[0] = state[0] * _LCG_MUL + _LCG_ADD
-    return float(state[0] >> _SHIFT) * _INV_2_53
+    """The next state of the generator and a uniform draw on [0, 1) from it."""
+    state = state * _LCG_MUL + _LCG_ADD
+    return state, float(state >> _SHIFT) * _INV_2_53
 
 
 @nb.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def train_block(
-    tokens, starts, chunk_starts, seeds, keep_prob, neg_prob, neg_alias,
-    l_in, m_in, v_in, l_out, m_out, v_out,
-    al_in, am_in, av_in, al_out, am_out, av_out,
-    window, negative, margin, lr, eps, var_min, var_max, max_norm, n_dims, stats,
+    tokens, starts, chunk_starts, seeds, keep_prob, neg_prob, neg_alias, rec_in, rec_out,
+    k_n, n_dims, d_pad, dv, window, negative, margin, lr, eps, var_min, var_max, max_norm,
+    stats,
 ):  # fmt: skip
     """One block of skip-gram training: chunk ``c`` holds sentences
     ``chunk_starts[c]:chunk_starts[c+1]``; sentence ``s`` is ``tokens[starts[s]:starts[s+1]]``.
@@ -348,25 +488,25 @@ def train_block(
     For each kept centre word ``w`` (kept with probability ``keep_prob[w]``), each context
     ``c`` within a window of size drawn uniformly from ``1..window``, and ``negative``
     negatives ``c'`` drawn from the alias table ``(neg_prob, neg_alias)`` (see
-    :func:`alias_table`): one AdaGrad step on the sum over the negatives of
-    ``max(0, margin - log xi(w, c) + log xi(w, c'))`` (input mixture of ``w``, output
-    mixtures of ``c`` and ``c'``), every gradient taken at the parameters before the step;
-    no step where every hinge is inactive. ``stats[c]`` gets (loss sum, triples, words
-    read, active triples).
+    :func:`alias_table`): the hinges ``max(0, margin - log xi(w, c) + log xi(w, c'))``
+    (input record of ``w``, output records of ``c`` and ``c'``). After each (w, c) pair
+    with an active hinge, one AdaGrad step on ``c`` and on each ``c'`` (gradients at the
+    records before the step); ``w``'s gradient is summed over its whole window and applied
+    in one step after it (a minibatch per centre word, as the authors' code takes minibatch
+    steps; one step per pair for ``w`` cost 10% of the time). No step where every hinge is
+    inactive. ``stats[c]`` gets (loss sum, triples, words read, active triples).
 
-    Parameters are float32 or float64 arrays (all of one type); the means ``m_in`` and
-    ``m_out`` have shape (n_words, K, D') with zero padding beyond ``D = n_dims``
-    (``D' >= D``), which stays zero. Accumulators are float64.
+    ``rec_in`` and ``rec_out`` are the records (n_words, row) of :func:`record_layout` with
+    ``k_n`` components, dimension ``n_dims`` padded to ``d_pad`` and ``dv`` variance
+    columns, float32 or float64.
     """
     n_chunks = chunk_starts.shape[0] - 1
     n_words = neg_prob.shape[0]
-    k_n = m_in.shape[1]
-    d = m_in.shape[2]
-    dv = v_in.shape[2]
+    row = rec_in.shape[1]
     n_t = negative + 1  # target 0 is the context, targets 1.. the negatives
+    n_grad = k_n * (d_pad + dv + 1)  # the mixture part of a record
     for c in nb.prange(n_chunks):
-        state = np.empty(1, dtype=np.uint64)
-        state[0] = seeds[c]
+        state = seeds[c]  # a local: an array here would share cache lines between threads
         s0 = chunk_starts[c]
         s1 = chunk_starts[c + 1]
         longest = 0
@@ -379,13 +519,9 @@ def train_block(
         # the word's weights; each target's forward-pass state
         wbuf = np.empty(k_n)
         tbuf = np.empty((n_t, k_n + 2 * k_n * k_n))
-        # gradients of the triples' loss: on the word (gw_*) and on each target (gt_*)
-        gw_l = np.empty(k_n, l_in.dtype)
-        gw_m = np.empty((k_n, d), m_in.dtype)
-        gw_v = np.empty((k_n, dv), v_in.dtype)
-        gt_l = np.empty((n_t, k_n), l_in.dtype)
-        gt_m = np.empty((n_t, k_n, d), m_in.dtype)
-        gt_v = np.empty((n_t, k_n, dv), v_in.dtype)
+        # gradient records: of the word (summed over its window) and of each target
+        gw = np.empty(row, rec_in.dtype)
+        gt = np.empty((n_t, row), rec_in.dtype)
         loss = 0.0
         n_triples = 0.0
         n_active = 0.0
@@ -393,19 +529,26 @@ def train_block(
             n = 0
             for t in range(starts[s], starts[s + 1]):
                 w = tokens[t]
-                if keep_prob[w] >= 1.0 or _uniform(state) < keep_prob[w]:
-                    buf[n] = w
-                    n += 1
+                if keep_prob[w] < 1.0:
+                    state, u = _uniform(state)
+                    if u >= keep_prob[w]:
+                        continue
+                buf[n] = w
+                n += 1
             for pos in range(n):
                 w = buf[pos]
-                b = 1 + int(_uniform(state) * window)
+                rw = rec_in[w]
+                state, u = _uniform(state)
+                b = 1 + int(u * window)
+                word_active = False
                 for cpos in range(max(0, pos - b), min(n, pos + b + 1)):
                     if cpos == pos:
                         continue
                     targets[0] = buf[cpos]
                     n_valid = 0
                     for t in range(1, n_t):
-                        u = _uniform(state) * n_words
+                        state, u = _uniform(state)
+                        u *= n_words
                         cn = min(int(u), n_words - 1)
                         if u - cn >= neg_prob[cn]:
                             cn = neg_alias[cn]
@@ -421,10 +564,8 @@ def train_block(
                     for t in range(n_t):
                         o = targets[t]
                         if o >= 0:
-                            energy[t] = _energy_forward(
-                                l_in[w], m_in[w], v_in[w], l_out[o], m_out[o], v_out[o], n_dims,
-                                tbuf[t],
-                            )  # fmt: skip
+                            energy[t] = _energy_forward(rw, k_n, rec_out[o], k_n, n_dims, d_pad,
+                                                        dv, tbuf[t])  # fmt: skip
                     active = 0
                     for t in range(1, n_t):
                         scale[t] = 0.0
@@ -438,57 +579,24 @@ def train_block(
                         continue
                     n_active += active
                     scale[0] = -float(active)
-                    # backward passes, at the parameters before any step
-                    _softmax(l_in[w], wbuf)
-                    gw_l[:] = 0.0
-                    gw_m[:] = 0.0
-                    gw_v[:] = 0.0
+                    if not word_active:
+                        word_active = True
+                        _softmax(rw, _offsets(k_n, d_pad, dv)[1], k_n, wbuf)
+                        gw[:n_grad] = 0.0
+                    # backward passes and the targets' steps, at the records before any step
                     for t in range(n_t):
                         if scale[t] != 0.0:
-                            o = targets[t]
-                            gt_l[t] = 0.0
-                            gt_m[t] = 0.0
-                            gt_v[t] = 0.0
-                            _energy_backward(
-                                wbuf, m_in[w], v_in[w], m_out[o], v_out[o], n_dims, tbuf[t],
-                                scale[t], gw_l, gw_m, gw_v, gt_l[t], gt_m[t], gt_v[t],
-                            )  # fmt: skip
+                            gt[t, :n_grad] = 0.0
+                            _energy_backward(wbuf, rw, k_n, rec_out[targets[t]], k_n, n_dims,
+                                             d_pad, dv, tbuf[t], scale[t], gw, gt[t])  # fmt: skip
                     for t in range(n_t):
                         if scale[t] != 0.0:
-                            o = targets[t]
-                            adagrad_step(
-                                l_out[o], m_out[o], v_out[o], al_out[o], am_out[o], av_out[o],
-                                gt_l[t], gt_m[t], gt_v[t], 1.0, lr, eps, var_min, var_max,
-                                max_norm, n_dims,
-                            )  # fmt: skip
-                    adagrad_step(
-                        l_in[w], m_in[w], v_in[w], al_in[w], am_in[w], av_in[w],
-                        gw_l, gw_m, gw_v, 1.0, lr, eps, var_min, var_max, max_norm, n_dims,
-                    )  # fmt: skip
+                            _adagrad_step(rec_out[targets[t]], gt[t], k_n, n_dims, d_pad, dv,
+                                          lr, eps, var_min, var_max, max_norm)  # fmt: skip
+                if word_active:
+                    _adagrad_step(rw, gw, k_n, n_dims, d_pad, dv, lr, eps, var_min, var_max,
+                                  max_norm)  # fmt: skip
         stats[c, 0] = loss
         stats[c, 1] = n_triples
         stats[c, 2] = starts[s1] - starts[s0]
         stats[c, 3] = n_active
-
-
-def pair_loss_and_gradient(word, context, negative, margin=1.0):
-    """The hinge loss of one triple and its gradient, computed by the compiled kernel.
-
-    Each argument is a ``(logits, means, variances)`` tuple (shapes (K,), (K, D), (K, 1) or
-    (K, D)); returns ``(loss, grads)`` with ``grads`` a tuple of three such tuples, the
-    gradient of the loss with respect to each argument's arrays (zeros where the hinge is
-    inactive). The training loop takes exactly these gradients.
-    """
-    arrays = [tuple(np.ascontiguousarray(a, dtype=np.float64) for a in x)
-              for x in (word, context, negative)]  # fmt: skip
-    grads = [tuple(np.zeros_like(a) for a in x) for x in arrays]
-    k_n = max(x[1].shape[0] for x in arrays)
-    work = np.empty(2 * k_n + 2 * k_n * k_n)
-    pos = log_energy(*arrays[0], *arrays[1], 0.0, *grads[0], *grads[1], work)
-    neg = log_energy(*arrays[0], *arrays[2], 0.0, *grads[0], *grads[2], work)
-    loss = margin - pos + neg
-    if loss <= 0.0:
-        return 0.0, tuple(grads)
-    log_energy(*arrays[0], *arrays[1], -1.0, *grads[0], *grads[1], work)
-    log_energy(*arrays[0], *arrays[2], 1.0, *grads[0], *grads[2], work)
-    return loss, tuple(grads)

@@ -70,11 +70,7 @@ def test_compiled_energy_equals_numpy_kernel(spherical):
     logits_a, logits_b = rng.normal(size=k), rng.normal(size=k)
     (_, ma, va), (_, mb, vb) = _mixture(rng, k, d, spherical), _mixture(rng, k, d, spherical)
     shape = (k, 1) if spherical else (k, d)
-    grads = [np.zeros_like(a) for a in (logits_a, ma, va.reshape(shape))] * 2
-    value = log_energy(
-        logits_a, ma, va.reshape(shape), logits_b, mb, vb.reshape(shape), 0.0, *grads,
-        np.empty(2 * k + 2 * k * k),
-    )  # fmt: skip
+    value = log_energy((logits_a, ma, va.reshape(shape)), (logits_b, mb, vb.reshape(shape)))
     expected = log_expected_likelihood(softmax(logits_a), ma, va, softmax(logits_b), mb, vb)
     assert value == pytest.approx(expected, abs=1e-12)
 
