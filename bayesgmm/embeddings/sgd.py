@@ -226,18 +226,17 @@ def _energy_forward(ra, k_a, rb, k_b, d, dp, dv, buf):
             else:  # log det as logs of products of 32 variances: one log per 32 dims
                 vi = ova + i * dv
                 vj = ovb + j * dv
-                acc = 0.0
-                logdet = 0.0
-                prod = 1.0
+                acc_c = _like(0.0, ra)
                 for k in range(d):
-                    s = float(ra[vi + k] + rb[vj + k])
-                    diff = float(ra[ai + k] - rb[bj + k])
-                    acc += diff * diff / s
-                    prod *= s
-                    if k % 32 == 31:
-                        logdet += math.log(prod)
-                        prod = 1.0
-                t -= 0.5 * (logdet + math.log(prod) + acc)
+                    diff = ra[ai + k] - rb[bj + k]
+                    acc_c += diff * diff / (ra[vi + k] + rb[vj + k])
+                logdet = 0.0
+                for k0 in range(0, d, 32):
+                    prod = 1.0
+                    for k in range(k0, min(k0 + 32, d)):
+                        prod *= float(ra[vi + k] + rb[vj + k])
+                    logdet += math.log(prod)
+                t -= 0.5 * (logdet + float(acc_c))
             buf[r0 + i * k_b + j] = t
     tmax, tot = _exp_shifted(buf, r0, k_a * k_b)
     inv = 1.0 / tot

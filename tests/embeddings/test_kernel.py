@@ -12,7 +12,14 @@ from bayesgmm.embeddings.kernel import (
     log_expected_likelihood,
     max_cosine_similarity,
 )
-from bayesgmm.embeddings.sgd import alias_table, log_energy, pair_loss_and_gradient
+from bayesgmm.embeddings.sgd import (
+    alias_table,
+    log_energy,
+    pack_records,
+    pair_loss_and_gradient,
+    record_layout,
+    unpack_records,
+)
 
 
 def _mixture(rng, k, d, spherical):
@@ -146,3 +153,28 @@ def test_alias_table_draws_the_given_distribution(n):
 def test_alias_table_refuses_weights_that_are_no_distribution(weights):
     with pytest.raises(ValueError, match="non-negative numbers, not all zero"):
         alias_table(weights)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("spherical", [True, False])
+def test_records_round_trip_and_start_on_cache_lines(dtype, spherical):
+    # the training loop's per-word records: every value comes back exactly, each record
+    # starts on a 64-byte line, the means' padding and the accumulators start at zero
+    rng = np.random.default_rng(2)
+    n, k, d = 9, 3, 50
+    dv = 1 if spherical else d
+    logits, means, variances = (
+        rng.normal(size=shape).astype(dtype).astype(np.float64)
+        for shape in ((n, k), (n, k, d), (n, k, dv))
+    )
+    layout = record_layout(k, d, dv, dtype)
+    rec = pack_records(logits, means, variances, layout)
+    assert rec.dtype == np.dtype(dtype) and rec.shape == (n, layout.row)
+    assert rec.ctypes.data % 64 == 0 and rec.strides[0] % 64 == 0
+    assert layout.d_pad * np.dtype(dtype).itemsize % 128 == 0 and layout.d_pad >= d
+    padded = rec[:, : k * layout.d_pad].reshape(n, k, layout.d_pad)
+    assert not padded[..., d:].any()
+    assert not rec[:, k * (layout.d_pad + dv + 1) :].any()  # accumulators and padding
+    for got, want in zip(unpack_records(rec, layout), (logits, means, variances), strict=True):
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)
