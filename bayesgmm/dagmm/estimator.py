@@ -36,8 +36,8 @@ from bayesgmm.io import (
 
 __all__ = ["COMPILE_MODES", "DAGMM", "MembershipCollapseWarning", "collapsed_components"]
 
-#: How the training step is compiled (see ``DAGMM``'s ``compile_mode``).
-COMPILE_MODES = ("c", "numba", "fast_compile")
+#: How the training step runs (see ``DAGMM``'s ``compile_mode``): NumPy, or PyTensor's backends.
+COMPILE_MODES = ("numpy", "c", "numba", "fast_compile")
 
 #: A component holding less than this share of ``1 / n_components`` of the training rows'
 #: membership counts as collapsed (see :func:`collapsed_components`).
@@ -147,10 +147,13 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
     standardize : bool, default=True
         Centre and scale every feature by its training mean and standard deviation before
         the networks (``mean_``, ``scale_``); constant features are refused either way.
-    compile_mode : {'c', 'numba', 'fast_compile'}, default='c'
-        PyTensor backend of the training step: 'c' (C code, cached on disk across
-        processes: fastest after the first compilation on a machine), 'numba'
-        (PyTensor's default backend; its just-in-time compilation recurs in every
+    compile_mode : {'numpy', 'c', 'numba', 'fast_compile'}, default='numpy'
+        How the training step runs. 'numpy': a hand-written backward pass in NumPy
+        (:mod:`bayesgmm.dagmm.backprop`), nothing compiled, so the first fit on a machine
+        is as fast as the next. The others compile the PyTensor graph
+        (:mod:`bayesgmm.dagmm.graph`, tested equal): 'c' (C code, cached on disk across
+        processes; the first fit on a machine compiles about 95 C modules, minutes),
+        'numba' (PyTensor's default backend; its just-in-time compilation recurs in every
         process), 'fast_compile' (fewer graph rewrites, slower steps).
     random_state : int or None, default=None
         Seeds the initial weights, the validation split, the batch order and the dropout
@@ -219,7 +222,7 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
         tol: float = 0.0,
         contamination: float = 0.1,
         standardize: bool = True,
-        compile_mode: str = "c",
+        compile_mode: str = "numpy",
         random_state: int | None = None,
         progressbar: bool = False,
     ):
@@ -289,6 +292,8 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
         )
 
     def _mode(self):
+        if self.compile_mode == "numpy":
+            return None
         from pytensor.compile.mode import Mode, get_mode
 
         return {

@@ -1,10 +1,13 @@
-"""Training DAGMM: minibatch Adam on the PyTensor graph, early stopping, a loss trace.
+"""Training DAGMM: minibatch Adam, early stopping, a loss trace.
 
-One PyTensor function is compiled per fit: a training step that takes a batch and the
-estimation network's dropout masks, returns the four loss terms and applies PyMC's Adam
-updates (:func:`pymc.variational.updates.adam`) to the shared weights. The validation
-loss is computed in NumPy (:func:`bayesgmm.dagmm.mixture.loss_terms`, the same objective
-without dropout), so nothing else is compiled.
+The training step takes a batch and the estimation network's dropout masks, returns the
+four loss terms and applies Adam to the weights. By default it is NumPy with a
+hand-written backward pass (:class:`bayesgmm.dagmm.backprop.NumpyTrainStep`): nothing is
+compiled. With a PyTensor ``mode`` it is one PyTensor function compiled per fit from the
+graph (:mod:`bayesgmm.dagmm.graph`) with PyMC's Adam updates
+(:func:`pymc.variational.updates.adam`); the two are tested equal. The validation loss is
+computed in NumPy (:func:`bayesgmm.dagmm.mixture.loss_terms`, the same objective without
+dropout).
 
 Reproducibility: one ``numpy.random.Generator`` draws the initial weights (before this
 module), the batch order of every epoch and every dropout mask; PyTensor's computations
@@ -19,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bayesgmm.dagmm.backprop import NumpyTrainStep
 from bayesgmm.dagmm.mixture import loss_terms as numpy_loss_terms
 from bayesgmm.dagmm.network import Architecture
 
-__all__ = ["LOSS_TERMS", "TrainingResult", "compile_train_step", "train"]
+__all__ = ["LOSS_TERMS", "TrainingResult", "compile_train_step", "make_train_step", "train"]
 
 #: The loss terms recorded in the trace, in the order the training step returns them.
 LOSS_TERMS = ("total", "reconstruction", "energy", "covariance_penalty")
@@ -86,6 +90,28 @@ def compile_train_step(
     return step, shared
 
 
+def make_train_step(
+    arch: Architecture,
+    weights: list[np.ndarray],
+    *,
+    lambda_energy: float,
+    lambda_cov: float,
+    reg_covar: float,
+    learning_rate: float,
+    mode=None,
+):
+    """The training step and a function returning copies of the current weights:
+    :class:`~bayesgmm.dagmm.backprop.NumpyTrainStep` when ``mode`` is None, else the
+    PyTensor step compiled with ``mode`` (:func:`compile_train_step`)."""
+    options = dict(lambda_energy=lambda_energy, lambda_cov=lambda_cov, reg_covar=reg_covar,
+                   learning_rate=learning_rate)  # fmt: skip
+    if mode is None:
+        step = NumpyTrainStep(arch, weights, **options)
+        return step, step.current_weights
+    step, shared = compile_train_step(arch, weights, mode=mode, **options)
+    return step, lambda: [s.get_value() for s in shared]
+
+
 def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """A random partition of ``range(n)`` into ``n // batch_size`` batches of
     ``batch_size`` to ``2 * batch_size - 1`` rows (no batch is smaller than asked:
@@ -123,7 +149,8 @@ def train(
     progressbar: bool = False,
     mode=None,
 ) -> TrainingResult:
-    """Minibatch Adam from ``weights`` for at most ``max_epochs`` epochs.
+    """Minibatch Adam from ``weights`` for at most ``max_epochs`` epochs (the step of
+    :func:`make_train_step`: NumPy when ``mode`` is None, else compiled by PyTensor).
 
     With validation data, training stops when the validation objective has not improved
     by more than ``tol`` for ``patience`` epochs, and the weights of the best epoch are
@@ -131,7 +158,7 @@ def train(
     of the batch losses of the epoch (with dropout, before each update).
     """
     start = time.perf_counter()
-    step, shared = compile_train_step(
+    step, current_weights = make_train_step(
         arch,
         weights,
         lambda_energy=lambda_energy,
@@ -161,7 +188,7 @@ def train(
             record |= {
                 f"train_{k}": v for k, v in zip(LOSS_TERMS, sums / len(batches), strict=True)
             }
-            current = [s.get_value() for s in shared]
+            current = current_weights()
             if X_val is not None:
                 val = numpy_loss_terms(
                     arch,

@@ -1,7 +1,8 @@
 """DAGMM the estimator: training lowers every loss term, seeds reproduce, the outlier-detector
 conventions hold, save/load is exact, bad input is refused with a clear message.
 
-One small model is fitted once for the module (about 10 s, most of it compiling).
+One small model is fitted once for the module (a few seconds: the NumPy training step
+compiles nothing).
 """
 
 from __future__ import annotations
