@@ -6,8 +6,9 @@ share of the test set, and report precision / recall / F1 of the anomaly class. 
 sd over seeds, and the mean fit time per method.
 
 Rows: DAGMM with the paper's settings (tanh, lambda_cov = 0.005); DAGMM with the
-settings in ``TUNED`` (ReLU, lambda_cov = 0 with reg_covar = 1e-6), chosen on seeds
-100-104 of every data set, which the 20 evaluation seeds 0-19 do not include; the tuned
+settings ``TUNED_SETTINGS`` of ``bayesgmm.dagmm.evaluation`` (ReLU, lambda_cov = 0 with
+reg_covar = 1e-6), chosen on seeds 100-104 of every data set, which the 20 evaluation
+seeds 0-19 do not include; the tuned
 DAGMM's z with the mixture refitted by EM (the same fitted networks; the point estimate
 the Bayesian step centres on; its time excludes the networks); the two-step baseline (the
 tuned DAGMM's autoencoder trained alone, then a GMM on its code); PCA + GMM (PCA to
@@ -41,6 +42,7 @@ from bayesgmm.dagmm.baselines import (
 )
 from bayesgmm.dagmm.estimator import DAGMM
 from bayesgmm.dagmm.evaluation import (
+    TUNED_SETTINGS,
     load_breast_cancer_anomalies,
     load_digits_anomalies,
     load_kddcup99,
@@ -74,12 +76,6 @@ SETTINGS = {
 }  # fmt: skip
 
 
-#: Changes to the paper's settings, the same for every data set, chosen on seeds 100-104
-#: (mean F1 of DAGMM; tanh with lambda_cov in {0.005, 1e-4, 1e-5, 0 + reg_covar 1e-6},
-#: ReLU with {1e-5, 0 + reg_covar 1e-6}; the table is in BENCHMARKS.md): the covariance
-#: penalty collapses the memberships when z's variances are small,
-#: and tanh saturates on rows far outside the training range (see ``DAGMM``'s docstring).
-TUNED = dict(activation="relu", lambda_cov=0.0, reg_covar=1e-6)
 
 
 def _standardised(X_train, X_test):
@@ -98,7 +94,7 @@ def methods(setting: dict) -> dict:
         return -OneClassSVM(nu=0.1, gamma="scale").fit(tr).score_samples(te)
 
     fitted = {}
-    tuned = {**setting, **TUNED}
+    tuned = {**setting, **TUNED_SETTINGS}
 
     def dagmm_paper(tr, te, seed):
         return DAGMM(random_state=seed, **setting).fit(tr).energy(te)

@@ -388,16 +388,28 @@ class DAGMM(SaveLoadMixin, OutlierMixin, BaseEstimator):
         collapsed = collapsed_components(self.weights_)
         if len(collapsed) == 0:
             return
-        smallest = float(np.min(np.diagonal(self.covariances_, axis1=1, axis2=2)))
-        warnings.warn(
+        head = (
             f"DAGMM's memberships collapsed: component(s) {collapsed.tolist()} hold "
             f"{np.round(self.weights_[collapsed], 4).tolist()} of the rows (weights "
             f"{np.round(self.weights_, 3).tolist()}), so the energy is that of a mixture with "
-            f"{self.n_components - len(collapsed)} component(s). The covariance penalty "
-            f"lambda_cov * sum 1/Sigma_kjj (here up to {1 / smallest:.3g} per entry; z's "
-            f"variances are {np.round(z.var(axis=0), 4).tolist()}) pulls components onto "
-            "one wide covariance when z's variances are small: try a smaller lambda_cov "
-            "(1e-5, or 0 with reg_covar=1e-6) or fewer n_components",
+            f"{self.n_components - len(collapsed)} component(s). "
+        )
+        if self.lambda_cov > 0:
+            smallest = float(np.min(np.diagonal(self.covariances_, axis1=1, axis2=2)))
+            cause = (
+                f"The covariance penalty lambda_cov * sum 1/Sigma_kjj (here up to "
+                f"{1 / smallest:.3g} per entry; z's variances are "
+                f"{np.round(z.var(axis=0), 4).tolist()}) pulls components onto one wide "
+                "covariance when z's variances are small: try a smaller lambda_cov (1e-5, or "
+                "0 with reg_covar=1e-6) or fewer n_components"
+            )
+        else:
+            cause = (
+                "There is no covariance penalty (lambda_cov=0), so the network found no use "
+                "for them on this data: use fewer n_components, or another random_state"
+            )
+        warnings.warn(
+            head + cause,
             MembershipCollapseWarning,
             stacklevel=3,
         )

@@ -189,8 +189,13 @@ def test_a_collapsed_fit_warns_and_names_lambda_cov(fitted, X):
     model = copy.deepcopy(fitted)
     z = model.transform(X)
     model.weights_ = np.array([0.995, 0.005])
-    with pytest.warns(MembershipCollapseWarning, match=r"component\(s\) \[1\].*lambda_cov"):
+    with pytest.warns(MembershipCollapseWarning, match=r"component\(s\) \[1\].*smaller lambda_cov"):
         model._warn_if_collapsed(z)
+    # without the penalty the message does not blame it
+    model.lambda_cov = 0.0
+    with pytest.warns(MembershipCollapseWarning, match=r"no covariance penalty") as record:
+        model._warn_if_collapsed(z)
+    assert "smaller lambda_cov" not in str(record[0].message)
     model.weights_ = np.array([0.5, 0.5])
     import warnings
 

@@ -13,6 +13,7 @@ import pytest
 
 from bayesgmm.dagmm.baselines import dagmm_scores, pca_gmm_scores, two_step_scores
 from bayesgmm.dagmm.evaluation import (
+    TUNED_SETTINGS,
     make_synthetic,
     precision_recall_f1,
     protocol_split,
@@ -22,7 +23,7 @@ from bayesgmm.dagmm.evaluation import (
 SETTING = dict(
     n_components=3, encoder_widths=(16, 8), latent_dim=2, batch_size=128,
     max_epochs=150, learning_rate=1e-3, patience=20,
-    activation="relu", lambda_cov=0.0, reg_covar=1e-6,  # benchmarks/dagmm.py's TUNED
+    **TUNED_SETTINGS,
 )  # fmt: skip
 
 
