@@ -25,6 +25,7 @@ Writes ``benchmarks/results/dagmm.md`` (and prints it).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from pathlib import Path
@@ -174,7 +175,7 @@ def evaluate(name: str, load, seeds: range) -> list[dict]:
 def markdown(rows: list[dict], n_seeds: int) -> str:
     lines = [
         f"Mean +/- sd over {n_seeds} seeds (the paper's protocol); fit + score seconds per "
-        "seed (2 shared cores, busy machine).",
+        f"seed ({os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}).",
         "",
         "| data | method | precision | recall | F1 | seconds |",
         "|---|---|---|---|---|---|",
