@@ -288,6 +288,7 @@ def _energy_backward(wa, ra, k_a, rb, k_b, d, dp, dv, buf, gscale, ga, gb):
                 vj = ovb + j * dv
                 g_c = _like(g, ga)
                 half = _like(0.5, ga)
+                one = _like(1.0, ga)
                 for k in range(d):
                     s = ra[vi + k] + rb[vj + k]
                     diff = ra[ai + k] - rb[bj + k]
@@ -295,7 +296,7 @@ def _energy_backward(wa, ra, k_a, rb, k_b, d, dp, dv, buf, gscale, ga, gb):
                     c = gs_c * diff
                     ga[ai + k] -= c
                     gb[bj + k] += c
-                    ds = half * gs_c * (diff * diff / s - 1)
+                    ds = half * gs_c * (diff * diff / s - one)
                     ga[vi + k] += ds
                     gb[vj + k] += ds
 
