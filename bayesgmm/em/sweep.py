@@ -10,7 +10,18 @@ Numerical guard: the expanded quadratic form loses ``eps * m`` in absolute preci
 where ``m`` is the squared Mahalanobis distance of the component mean from the data
 centre. Components with ``m > GUARD_MAHALANOBIS_SQ`` (tight, far-away clusters) are
 evaluated about their own mean instead, which is exact to rounding; their moments are
-then taken about that mean too (no cancellation in the covariance either).
+then taken about that mean too (no cancellation in the covariance either). The design
+product then covers only the other components. The guarded path
+(:func:`_log_density_about`, :func:`_moments_about`) costs about what the design product
+costs, so it may run for every component without slowing the sweep (binary data, where
+most components sit at ``reg_covar`` along many coordinates, guard nearly all of them):
+
+- diag, spherical: the numba kernels :func:`~bayesgmm.em.kernels.diagonal_log_density_about`
+  and :func:`~bayesgmm.em.kernels.diagonal_moments_about`, one pass over a block's rows for
+  all guarded components together, term by term ``(x_d - mu_kd)**2``;
+- full, tied: per guarded component ``|(x - mu_k) P_k|**2`` (``P_k`` the precision
+  Cholesky factor, scikit-learn's form: a sum of squares) and the scatter about the
+  mean as ``(r * d)' d``, both BLAS products, never the (n, D(D+1)/2) quadratic features.
 
 Parallelism: row blocks are processed by a small thread pool (one worker per core).
 Each worker's matrix products run single-threaded (BLAS is limited to one thread for
@@ -40,7 +51,11 @@ from bayesgmm.em.gaussian import (
     scatter_from_moments,
     unpack_quadratic_moments,
 )
-from bayesgmm.em.kernels import responsibilities_inplace
+from bayesgmm.em.kernels import (
+    diagonal_log_density_about,
+    diagonal_moments_about,
+    responsibilities_inplace,
+)
 
 __all__ = [
     "CENTRE_ROUNDING",
@@ -199,6 +214,9 @@ class _Linearised:
     guarded: np.ndarray  # component indices evaluated about their own mean
     guard_shift: np.ndarray  # (len(guarded), D): their means, centred coordinates
     guard_coef: np.ndarray  # (F, len(guarded)): -1/2 precision feature coefficients
+    # (len(guarded), D, D) precision Cholesky factors (full, tied), None (diag, spherical)
+    guard_whiten: np.ndarray | None = None
+    unguarded: np.ndarray | None = None  # the other component indices (all when None)
 
 
 def linearise(design: Design, params: MixtureParams) -> _Linearised:
@@ -227,18 +245,72 @@ def linearise(design: Design, params: MixtureParams) -> _Linearised:
         + log_det_precision_cholesky(params.precisions_cholesky, cov_type, design.n_features)
         - 0.5 * design.n_features * LOG_2PI
     )
-    guarded = np.flatnonzero(mahalanobis_sq > GUARD_MAHALANOBIS_SQ)
+    is_guarded = mahalanobis_sq > GUARD_MAHALANOBIS_SQ
+    guarded, unguarded = np.flatnonzero(is_guarded), np.flatnonzero(~is_guarded)
     W = np.vstack([coef, lam_mu.T])
     offset = base - 0.5 * mahalanobis_sq
     W[:, guarded] = 0.0
     offset[guarded] = base[guarded]
-    return _Linearised(W, offset, guarded, mu[guarded], coef[:, guarded])
+    whiten = None
+    if cov_type == "full":
+        whiten = params.precisions_cholesky[guarded]
+    elif cov_type == "tied":
+        whiten = np.broadcast_to(params.precisions_cholesky, (len(guarded), *precisions.shape[1:]))
+    return _Linearised(W, offset, guarded, mu[guarded], coef[:, guarded], whiten, unguarded)
 
 
-def _about(Z: np.ndarray, shift: np.ndarray, design: Design):
-    """``(x - c, q(x - c))`` for one block, about a component-specific ``shift``."""
-    d = Z[:, design.n_quadratic :] - shift
-    return d, quadratic_features(d, design.covariance_type)
+def _log_density_about(
+    design: Design, Z: np.ndarray, shifts: np.ndarray, lin: _Linearised, out: np.ndarray
+) -> None:
+    """``out[:, k] = -1/2 (x - mu_k)' Lambda_k (x - mu_k)`` for the guarded ``k``.
+
+    ``Z``: a block's design matrix ``[q(x - c), x - c]``; ``shifts`` (n_guarded, n_features):
+    the guarded means in the same coordinates. Evaluated about each component's own mean,
+    hence exact to rounding (see the module docstring for which path runs when).
+    """
+    if design.covariance_type in ("diag", "spherical"):
+        # spherical: guard_coef is (1, n_guarded), the same coefficient for every feature
+        coef_t = np.ascontiguousarray(
+            np.broadcast_to(lin.guard_coef, (design.n_features, len(lin.guarded)))
+        )
+        shifts_t = np.ascontiguousarray(shifts.T)
+        diagonal_log_density_about(Z, design.n_quadratic, shifts_t, coef_t, lin.guarded, out)
+        return
+    D = Z[:, design.n_quadratic :]
+    for j, k in enumerate(lin.guarded):
+        y = (D - shifts[j]) @ lin.guard_whiten[j]
+        out[:, k] = -0.5 * np.einsum("ij,ij->i", y, y)
+
+
+def _moments_about(
+    design: Design, Z: np.ndarray, resp: np.ndarray, columns: np.ndarray, shifts: np.ndarray
+) -> np.ndarray:
+    """``[resp_k @ q(x - s_k), resp_k @ (x - s_k)]`` (len(columns), F) for ``k = columns[j]``,
+    ``s_k = shifts[j]``: design-layout moments about component-specific shifts, exact.
+
+    ``Z``: a block's design matrix, ``resp`` (n_rows, n_components).
+    diag/spherical: one numba pass for all components; full/tied: ``(r * d)' d`` per
+    component (BLAS), packed in the quadratic features' ``triu`` order.
+    """
+    cov_type = design.covariance_type
+    n_features, nq = design.n_features, design.n_quadratic
+    out = np.empty((len(columns), nq + n_features))
+    if cov_type in ("diag", "spherical"):
+        first = np.zeros((len(columns), n_features))
+        second = np.zeros((len(columns), n_features))
+        shifts = np.ascontiguousarray(shifts)
+        diagonal_moments_about(Z, nq, shifts, resp, columns, first, second)
+        out[:, nq:] = first
+        out[:, :nq] = second if cov_type == "diag" else second.sum(axis=1)[:, None]
+        return out
+    D = Z[:, nq:]
+    rows, cols = np.triu_indices(n_features)
+    for j, k in enumerate(columns):
+        d = D - shifts[j]
+        r = resp[:, k]
+        out[j, nq:] = r @ d
+        out[j, :nq] = ((d * r[:, None]).T @ d)[rows, cols]
+    return out
 
 
 def _finish(design: Design, resp_sum, raw, shifts) -> Moments:
@@ -253,20 +325,19 @@ def _finish(design: Design, resp_sum, raw, shifts) -> Moments:
 
 
 def _e_block(design: Design, lin: _Linearised, Z: np.ndarray, row_weight: np.ndarray):
-    """E-step of one block: ``(resp, log_norm, guarded_features)``.
-
-    ``resp`` holds ``row_weight * p(z = k | x)``; ``guarded_features`` lists the
-    ``(x - mu_k, q(x - mu_k))`` pairs of the guarded components, for their moments.
-    """
-    log_prob = Z @ lin.W
-    guarded_features = []
-    for j, k in enumerate(lin.guarded):
-        d, q = _about(Z, lin.guard_shift[j], design)
-        log_prob[:, k] = q @ lin.guard_coef[:, j]
-        guarded_features.append((d, q))
+    """E-step of one block: ``(resp, log_norm)``, ``resp`` holding ``row_weight *
+    p(z = k | x)``. Unguarded components by the design product, guarded ones by
+    :func:`_log_density_about`."""
+    if lin.guarded.size == 0:
+        log_prob = Z @ lin.W
+    else:
+        log_prob = np.empty((Z.shape[0], len(lin.offset)))
+        if lin.unguarded.size:
+            log_prob[:, lin.unguarded] = Z @ lin.W[:, lin.unguarded]
+        _log_density_about(design, Z, lin.guard_shift, lin, log_prob)
     log_norm = np.empty(Z.shape[0])
     responsibilities_inplace(log_prob, lin.offset, row_weight, log_norm)
-    return log_prob, log_norm, guarded_features
+    return log_prob, log_norm
 
 
 def em_sweep(design: Design, params: MixtureParams, *, moments: bool = True):
@@ -290,12 +361,16 @@ def sweep_partials(design: Design, lin: _Linearised, *, moments: bool = True):
 
     def block(rows, Z):
         weight = design.sample_weight[rows]
-        resp, log_norm, guarded_features = _e_block(design, lin, Z, weight)
+        resp, log_norm = _e_block(design, lin, Z, weight)
         if not moments:
             return weight @ log_norm, None, None
-        raw = resp.T @ Z
-        for (d, q), k in zip(guarded_features, lin.guarded, strict=True):
-            raw[k] = np.concatenate([resp[:, k] @ q, resp[:, k] @ d])
+        if lin.guarded.size == 0:
+            raw = resp.T @ Z
+        else:
+            raw = np.empty((resp.shape[1], Z.shape[1]))
+            if lin.unguarded.size:
+                raw[lin.unguarded] = resp[:, lin.unguarded].T @ Z
+            raw[lin.guarded] = _moments_about(design, Z, resp, lin.guarded, lin.guard_shift)
         return weight @ log_norm, raw, resp.sum(axis=0)
 
     parts = _map_blocks(block, design)
@@ -342,12 +417,10 @@ def moments_from_resp(design: Design, resp: np.ndarray) -> Moments:
     first = sum(_map_blocks(lambda rows, Z: weighted[rows].T @ Z[:, design.n_quadratic :], design))
     shifts = first / (resp_sum + 10 * np.finfo(float).eps)[:, None]
 
+    columns = np.arange(resp.shape[1])
+
     def block(rows, Z):
-        raw = np.empty((resp.shape[1], Z.shape[1]))
-        for k, shift in enumerate(shifts):
-            d, q = _about(Z, shift, design)
-            raw[k] = np.concatenate([weighted[rows, k] @ q, weighted[rows, k] @ d])
-        return raw
+        return _moments_about(design, Z, weighted[rows], columns, shifts)
 
     return _finish(design, resp_sum, sum(_map_blocks(block, design)), shifts)
 
@@ -362,7 +435,7 @@ def log_prob_resp(design: Design, params: MixtureParams):
     def block(rows, Z):
         # far rows (which may overflow) are redone below by _far_log_prob_resp
         with np.errstate(over="ignore", invalid="ignore"):
-            resp[rows], log_norm[rows], _ = _e_block(design, lin, Z, ones[rows])
+            resp[rows], log_norm[rows] = _e_block(design, lin, Z, ones[rows])
 
     _map_blocks(block, design)
     # per feature, the largest precision Cholesky entry: |d| @ scale bounds |d P_k|
