@@ -106,16 +106,17 @@ def single_threaded_blas():
     return _blas().limit(limits=1, user_api="blas")
 
 
-def _map_blocks(function, design: Design) -> list:
+def _map_blocks(function, design: Design, *, quadratic: bool = True) -> list:
     """``[function(rows, Z) for each block]``, in parallel when there are several blocks
-    (serially for a ``serial`` design)."""
+    (serially for a ``serial`` design). ``Z`` is the design matrix ``[q(x - c), x - c]``,
+    or with ``quadratic=False`` only the centred coordinates ``x - c`` (the guarded path
+    needs no more: full/tied designs then skip building their D(D+1)/2 features)."""
+    get = design.block if quadratic else design.coordinates
     if len(design.slices) == 1 or design.serial:
-        return [function(rows, design.block(b)) for b, rows in enumerate(design.slices)]
+        return [function(rows, get(b)) for b, rows in enumerate(design.slices)]
     with single_threaded_blas():
         return list(
-            _executor().map(
-                lambda b: function(design.slices[b], design.block(b)), range(len(design.slices))
-            )
+            _executor().map(lambda b: function(design.slices[b], get(b)), range(len(design.slices)))
         )
 
 
@@ -204,6 +205,12 @@ class Design:
         """Design matrix ``[q(x - c), x - c]`` of block ``b`` (rows ``self.slices[b]``)."""
         return self._build(self.slices[b]) if self._cache is None else self._cache[b]
 
+    def coordinates(self, b: int) -> np.ndarray:
+        """Centred coordinates ``x - c`` of block ``b`` (the last columns of its design)."""
+        if self._cache is not None:
+            return self._cache[b][:, self.n_quadratic :]
+        return self._X[self.slices[b]] - self.center
+
 
 @dataclass
 class _Linearised:
@@ -215,8 +222,8 @@ class _Linearised:
     guard_shift: np.ndarray  # (len(guarded), D): their means, centred coordinates
     guard_coef: np.ndarray  # (F, len(guarded)): -1/2 precision feature coefficients
     # (len(guarded), D, D) precision Cholesky factors (full, tied), None (diag, spherical)
-    guard_whiten: np.ndarray | None = None
-    unguarded: np.ndarray | None = None  # the other component indices (all when None)
+    guard_whiten: np.ndarray | None
+    unguarded: np.ndarray  # the other component indices (by the design product)
 
 
 def linearise(design: Design, params: MixtureParams) -> _Linearised:
@@ -264,7 +271,8 @@ def _log_density_about(
 ) -> None:
     """``out[:, k] = -1/2 (x - mu_k)' Lambda_k (x - mu_k)`` for the guarded ``k``.
 
-    ``Z``: a block's design matrix ``[q(x - c), x - c]``; ``shifts`` (n_guarded, n_features):
+    ``Z``: a block's design matrix ``[q(x - c), x - c]`` or its centred coordinates alone
+    (:func:`_map_blocks`); ``shifts`` (n_guarded, n_features):
     the guarded means in the same coordinates. Evaluated about each component's own mean,
     hence exact to rounding (see the module docstring for which path runs when).
     """
@@ -274,9 +282,10 @@ def _log_density_about(
             np.broadcast_to(lin.guard_coef, (design.n_features, len(lin.guarded)))
         )
         shifts_t = np.ascontiguousarray(shifts.T)
-        diagonal_log_density_about(Z, design.n_quadratic, shifts_t, coef_t, lin.guarded, out)
+        start = Z.shape[1] - design.n_features
+        diagonal_log_density_about(Z, start, shifts_t, coef_t, lin.guarded, out)
         return
-    D = Z[:, design.n_quadratic :]
+    D = Z[:, Z.shape[1] - design.n_features :]
     for j, k in enumerate(lin.guarded):
         y = (D - shifts[j]) @ lin.guard_whiten[j]
         out[:, k] = -0.5 * np.einsum("ij,ij->i", y, y)
@@ -288,7 +297,8 @@ def _moments_about(
     """``[resp_k @ q(x - s_k), resp_k @ (x - s_k)]`` (len(columns), F) for ``k = columns[j]``,
     ``s_k = shifts[j]``: design-layout moments about component-specific shifts, exact.
 
-    ``Z``: a block's design matrix, ``resp`` (n_rows, n_components).
+    ``Z``: a block's design matrix or its centred coordinates alone, ``resp`` (n_rows,
+    n_components).
     diag/spherical: one numba pass for all components; full/tied: ``(r * d)' d`` per
     component (BLAS), packed in the quadratic features' ``triu`` order.
     """
@@ -299,11 +309,11 @@ def _moments_about(
         first = np.zeros((len(columns), n_features))
         second = np.zeros((len(columns), n_features))
         shifts = np.ascontiguousarray(shifts)
-        diagonal_moments_about(Z, nq, shifts, resp, columns, first, second)
+        diagonal_moments_about(Z, Z.shape[1] - n_features, shifts, resp, columns, first, second)
         out[:, nq:] = first
         out[:, :nq] = second if cov_type == "diag" else second.sum(axis=1)[:, None]
         return out
-    D = Z[:, nq:]
+    D = Z[:, Z.shape[1] - n_features :]
     rows, cols = np.triu_indices(n_features)
     for j, k in enumerate(columns):
         d = D - shifts[j]
@@ -367,13 +377,13 @@ def sweep_partials(design: Design, lin: _Linearised, *, moments: bool = True):
         if lin.guarded.size == 0:
             raw = resp.T @ Z
         else:
-            raw = np.empty((resp.shape[1], Z.shape[1]))
+            raw = np.empty((resp.shape[1], design.n_quadratic + design.n_features))
             if lin.unguarded.size:
                 raw[lin.unguarded] = resp[:, lin.unguarded].T @ Z
             raw[lin.guarded] = _moments_about(design, Z, resp, lin.guarded, lin.guard_shift)
         return weight @ log_norm, raw, resp.sum(axis=0)
 
-    parts = _map_blocks(block, design)
+    parts = _map_blocks(block, design, quadratic=lin.unguarded.size > 0)
     log_likelihood = float(sum(p[0] for p in parts))
     if not moments:
         return log_likelihood, None, None
@@ -414,15 +424,16 @@ def moments_from_resp(design: Design, resp: np.ndarray) -> Moments:
     """
     weighted = resp * design.sample_weight[:, None]
     resp_sum = weighted.sum(axis=0)
-    first = sum(_map_blocks(lambda rows, Z: weighted[rows].T @ Z[:, design.n_quadratic :], design))
+    first = sum(_map_blocks(lambda rows, D: weighted[rows].T @ D, design, quadratic=False))
     shifts = first / (resp_sum + 10 * np.finfo(float).eps)[:, None]
 
     columns = np.arange(resp.shape[1])
 
-    def block(rows, Z):
-        return _moments_about(design, Z, weighted[rows], columns, shifts)
+    def block(rows, D):
+        return _moments_about(design, D, weighted[rows], columns, shifts)
 
-    return _finish(design, resp_sum, sum(_map_blocks(block, design)), shifts)
+    raw = sum(_map_blocks(block, design, quadratic=False))
+    return _finish(design, resp_sum, raw, shifts)
 
 
 def log_prob_resp(design: Design, params: MixtureParams):
@@ -437,7 +448,7 @@ def log_prob_resp(design: Design, params: MixtureParams):
         with np.errstate(over="ignore", invalid="ignore"):
             resp[rows], log_norm[rows] = _e_block(design, lin, Z, ones[rows])
 
-    _map_blocks(block, design)
+    _map_blocks(block, design, quadratic=lin.unguarded.size > 0)
     # per feature, the largest precision Cholesky entry: |d| @ scale bounds |d P_k|
     n_components, n_features = params.means.shape
     chol = full_covariances(params.precisions_cholesky, design.covariance_type, n_components,
