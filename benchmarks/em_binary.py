@@ -14,6 +14,7 @@ largest differences of weights, means and covariances.
     python benchmarks/em_binary.py                       # diag (the notebook's case)
     python benchmarks/em_binary.py --cov diag spherical tied full
     python benchmarks/em_binary.py --cache /tmp/orb.npy  # reuse the descriptors (ORB ~40 s)
+    python benchmarks/em_binary.py --cov tied full --max-iter 3   # per-iteration cost only
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def orb_descriptors() -> np.ndarray:
     return np.vstack([d.astype(np.float64) for d in train])
 
 
-def compare(X: np.ndarray, n_components: int, covariance_type: str) -> dict:
+def compare(X: np.ndarray, n_components: int, covariance_type: str, max_iter=None) -> dict:
     kwargs = dict(covariance_type=covariance_type, random_state=0)
+    if max_iter is not None:  # a fixed number of iterations (tied/full are slow at D = 256)
+        kwargs.update(max_iter=max_iter, tol=0.0)
     t0 = time.perf_counter()
     theirs = SklearnGM(n_components, **kwargs).fit(X)
     t_theirs = time.perf_counter() - t0
@@ -74,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cov", nargs="+", default=["diag"])
     parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--max-iter", type=int, help="fixed iterations (tol=0) instead")
     parser.add_argument("--cache", help=".npy file for the descriptors (read if present)")
     args = parser.parse_args()
     if args.cache and os.path.exists(args.cache):
@@ -86,7 +90,7 @@ def main() -> None:
             np.save(args.cache, X)
     print(f"{platform.node()}, {os.cpu_count()} cores, K={args.k}, X {X.shape}")
     for cov in args.cov:
-        r = compare(X, args.k, cov)
+        r = compare(X, args.k, cov, args.max_iter)
         print(
             f"{r['cov']:>9}: ours {r['ours_s']:.2f} s, sklearn {r['sklearn_s']:.2f} s "
             f"(ratio {r['ratio']:.2f}); n_iter {r['n_iter'][0]} vs {r['n_iter'][1]}; "

@@ -17,7 +17,14 @@ from sklearn.mixture import GaussianMixture as SklearnGM
 
 from bayesgmm import GaussianMixture
 from bayesgmm.em.gaussian import COVARIANCE_TYPES, compute_precision_cholesky
-from bayesgmm.em.sweep import Design, MixtureParams, em_sweep, linearise, log_prob_resp
+from bayesgmm.em.sweep import (
+    WHITEN_ALL_FEATURES,
+    Design,
+    MixtureParams,
+    em_sweep,
+    linearise,
+    log_prob_resp,
+)
 from tests.helpers import dense_covariances
 
 
@@ -122,3 +129,37 @@ def test_binary_fit_matches_sklearn(covariance_type):
     np.testing.assert_allclose(
         ours.score_samples(X), scipy_log_prob(X, params, covariance_type)[0], rtol=1e-11
     )
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_wide_full_tied_whiten_every_component(covariance_type):
+    """Above WHITEN_ALL_FEATURES features full/tied components are all evaluated about
+    their own means (no quadratic features): the sweep still equals scipy's densities and
+    weighted covariances, and the fit equals scikit-learn's."""
+    n_features = WHITEN_ALL_FEATURES + 2
+    X, _ = binary_data(3, 300, n_features, 2, flip=0.3)
+    rng = np.random.default_rng(4)
+    means = np.vstack([X[:150].mean(0), X[150:].mean(0)])
+    A = rng.normal(size=(n_features, n_features))
+    base = A @ A.T / n_features + 0.5 * np.eye(n_features)
+    cov = np.stack([base, 1.01 * base]) if covariance_type == "full" else base
+    prec_chol = compute_precision_cholesky(cov, covariance_type)
+    params = MixtureParams(np.array([0.4, 0.6]), means, cov, prec_chol)
+    design = Design(X, covariance_type)
+    assert len(linearise(design, params).guarded) == 2  # mahalanobis alone would not guard
+    log_lik, moments = em_sweep(design, params)
+    ref_norm, ref_resp = scipy_log_prob(X, params, covariance_type)
+    assert ref_resp.sum(axis=0).min() > 50  # both components own data
+    np.testing.assert_allclose(log_lik, ref_norm.sum(), rtol=1e-12)
+    np.testing.assert_allclose(log_prob_resp(design, params)[1], ref_resp, atol=1e-11)
+    for k in range(2):
+        ref = np.cov(X.T, aweights=ref_resp[:, k], bias=True)
+        np.testing.assert_allclose(moments.scatter[k] / moments.nk[k], ref, rtol=1e-9, atol=1e-14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kwargs = dict(covariance_type=covariance_type, random_state=0, max_iter=5)
+        ours = GaussianMixture(2, **kwargs).fit(X)
+        theirs = SklearnGM(2, **kwargs).fit(X)
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_allclose(ours.means_, theirs.means_, atol=1e-8)
+    np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-8, atol=1e-12)
