@@ -472,9 +472,15 @@ def log_prob_resp(design: Design, params: MixtureParams):
     _map_blocks(block, design, quadratic=lin.unguarded.size > 0)
     # per feature, the largest precision Cholesky entry: |d| @ scale bounds |d P_k|
     n_components, n_features = params.means.shape
-    chol = full_covariances(params.precisions_cholesky, design.covariance_type, n_components,
-                            n_features)  # fmt: skip
-    scale = np.abs(chol).max(axis=(0, 2))
+    cov_type, prec_chol = design.covariance_type, params.precisions_cholesky
+    chol = None  # dense (K, D, D) factors: built for diag/spherical only if far rows need them
+    if cov_type in ("full", "tied"):
+        chol = full_covariances(prec_chol, cov_type, n_components, n_features)
+        scale = np.abs(chol).max(axis=(0, 2))
+    elif cov_type == "diag":
+        scale = np.abs(prec_chol).max(axis=0)
+    else:
+        scale = np.full(n_features, np.abs(prec_chol).max())
     with np.errstate(over="ignore", invalid="ignore"):
         displacement = np.abs(design.center - params.means.mean(axis=0)) @ scale
     if not np.finfo(np.float64).eps * displacement <= CENTRE_ROUNDING:
@@ -482,6 +488,8 @@ def log_prob_resp(design: Design, params: MixtureParams):
     else:
         far = np.flatnonzero(~(log_norm > FAR_LOG_DENSITY))  # non-finite included
     if far.size:
+        if chol is None:
+            chol = full_covariances(prec_chol, cov_type, n_components, n_features)
         log_norm[far], resp[far] = _far_log_prob_resp(design._X[far], params, design, chol)
     return log_norm, resp
 
