@@ -196,6 +196,9 @@ class Design:
         width = self.n_quadratic + self.n_features
         rows = min(_BLOCK_BYTES // (8 * width), -(-self.n_samples // (2 * N_THREADS)))
         rows = max(rows, _MIN_BLOCK_ROWS)
+        # the same number of blocks, of even sizes (threads finish together)
+        n_blocks = max(1, -(-self.n_samples // rows))
+        rows = max(1, -(-self.n_samples // n_blocks))
         self.slices = [
             slice(i, min(i + rows, self.n_samples)) for i in range(0, self.n_samples, rows)
         ]
