@@ -14,6 +14,8 @@ import numba
 import numpy as np
 
 __all__ = [
+    "diagonal_log_density_about",
+    "diagonal_moments_about",
     "incomplete_block_statistics",
     "noisy_block_statistics",
     "responsibilities_inplace",
@@ -61,6 +63,100 @@ def responsibilities_inplace(
         scale = row_weight[i] / total
         for k in range(n_components):
             log_prob[i, k] *= scale
+
+
+_ROW_TILE = 32  # rows of a tile in diagonal_moments_about: 32 x 256 features = 64 KiB
+
+
+@numba.njit(cache=True, nogil=True)
+def diagonal_log_density_about(
+    Z: np.ndarray,
+    start: int,
+    shifts_t: np.ndarray,
+    coef_t: np.ndarray,
+    columns: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Diagonal quadratic forms about component-specific centres, term by term.
+
+    With ``D = Z[:, start:]``: ``out[i, columns[j]] = sum_d coef_t[d, j] * (D[i, d] -
+    shifts_t[d, j])**2``. With ``coef_t = -precisions.T / 2`` and ``shifts_t`` the
+    components' means (transposed, in ``D``'s coordinates) this is the log-density
+    without its constant, evaluated about each component's own mean, so exact to rounding
+    however far the mean lies from the origin of ``D`` (no cancellation, unlike the
+    expanded form of the design product). One pass over the rows; the innermost loop runs
+    over components (independent accumulators, vectorised); each sum over ``d`` is taken
+    in order.
+
+    Parameters
+    ----------
+    Z : ndarray (n_rows, start + n_features), C-contiguous
+    start : int
+        First column of the coordinates in ``Z``.
+    shifts_t, coef_t : ndarray (n_features, n_guarded), C-contiguous
+    columns : ndarray (n_guarded,) of int
+        Columns of ``out`` to write.
+    out : ndarray (n_rows, n_components)
+    """
+    n_rows = Z.shape[0]
+    n_features, n_guarded = shifts_t.shape
+    acc = np.empty(n_guarded)
+    for i in range(n_rows):
+        acc[:] = 0.0
+        for d in range(n_features):
+            x = Z[i, start + d]
+            for j in range(n_guarded):
+                t = x - shifts_t[d, j]
+                acc[j] += coef_t[d, j] * (t * t)
+        for j in range(n_guarded):
+            out[i, columns[j]] = acc[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def diagonal_moments_about(
+    Z: np.ndarray,
+    start: int,
+    shifts: np.ndarray,
+    resp: np.ndarray,
+    columns: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+) -> None:
+    """Responsibility-weighted first and squared moments about component-specific centres.
+
+    With ``D = Z[:, start:]``, ``k = columns[j]``: adds ``sum_i resp[i, k] (D[i, d] -
+    shifts[j, d])`` to ``first[j, d]`` and ``sum_i resp[i, k] (D[i, d] - shifts[j, d])**2``
+    to ``second[j, d]``: the diagonal moments of :func:`diagonal_log_density_about`'s
+    components about their own means (no cancellation in the scatter). Rows are taken in
+    tiles that stay in cache while every component passes over them; the innermost loop
+    runs over features (vectorised), each sum over rows in order.
+
+    Parameters
+    ----------
+    Z : ndarray (n_rows, start + n_features), C-contiguous
+    start : int
+    shifts : ndarray (n_guarded, n_features), C-contiguous
+    resp : ndarray (n_rows, n_components)
+    columns : ndarray (n_guarded,) of int
+    first, second : ndarray (n_guarded, n_features), C-contiguous, accumulated into
+    """
+    n_rows = Z.shape[0]
+    n_guarded, n_features = shifts.shape
+    for i0 in range(0, n_rows, _ROW_TILE):
+        i1 = min(i0 + _ROW_TILE, n_rows)
+        for j in range(n_guarded):
+            k = columns[j]
+            s = shifts[j]
+            f = first[j]
+            q = second[j]
+            for i in range(i0, i1):
+                r = resp[i, k]
+                x = Z[i, start : start + n_features]
+                for d in range(n_features):
+                    t = x[d] - s[d]
+                    rt = r * t
+                    f[d] += rt
+                    q[d] += rt * t
 
 
 @numba.njit(cache=True, nogil=True)

@@ -10,7 +10,22 @@ Numerical guard: the expanded quadratic form loses ``eps * m`` in absolute preci
 where ``m`` is the squared Mahalanobis distance of the component mean from the data
 centre. Components with ``m > GUARD_MAHALANOBIS_SQ`` (tight, far-away clusters) are
 evaluated about their own mean instead, which is exact to rounding; their moments are
-then taken about that mean too (no cancellation in the covariance either).
+then taken about that mean too (no cancellation in the covariance either). The design
+product then covers only the other components. The guarded path
+(:func:`_log_density_about`, :func:`_moments_about`) costs about what the design product
+costs, so it may run for every component without slowing the sweep (binary data, where
+most components sit at ``reg_covar`` along many coordinates, guard nearly all of them):
+
+- diag, spherical: the numba kernels :func:`~bayesgmm.em.kernels.diagonal_log_density_about`
+  and :func:`~bayesgmm.em.kernels.diagonal_moments_about`, one pass over a block's rows for
+  all guarded components together, term by term ``(x_d - mu_kd)**2``;
+- full, tied: per guarded component ``|(x - mu_k) P_k|**2`` (``P_k`` the precision
+  Cholesky factor, scikit-learn's form: a sum of squares) and the scatter about the
+  mean as ``(r * d)' d``, both BLAS products, never the (n, D(D+1)/2) quadratic features.
+
+When every component is guarded (always for full/tied above ``WHITEN_ALL_FEATURES``
+features, where the quadratic features would cost more than the K products) the sweep
+reads only the centred coordinates and the design's quadratic features are never built.
 
 Parallelism: row blocks are processed by a small thread pool (one worker per core).
 Each worker's matrix products run single-threaded (BLAS is limited to one thread for
@@ -40,13 +55,18 @@ from bayesgmm.em.gaussian import (
     scatter_from_moments,
     unpack_quadratic_moments,
 )
-from bayesgmm.em.kernels import responsibilities_inplace
+from bayesgmm.em.kernels import (
+    diagonal_log_density_about,
+    diagonal_moments_about,
+    responsibilities_inplace,
+)
 
 __all__ = [
     "CENTRE_ROUNDING",
     "FAR_LOG_DENSITY",
     "GUARD_MAHALANOBIS_SQ",
     "N_THREADS",
+    "WHITEN_ALL_FEATURES",
     "Design",
     "MixtureParams",
     "Moments",
@@ -69,6 +89,11 @@ FAR_LOG_DENSITY = -1e8
 #: centring costs the other rows more than this (in sds: ``eps * |c - mean of means| /
 #: sd``), every row is evaluated by :func:`_far_log_prob_resp`.
 CENTRE_ROUNDING = 1e-8
+#: full/tied with more features than this evaluate every component about its own mean
+#: (whitening by BLAS, as scikit-learn does) and never build the design's D(D+1)/2
+#: quadratic features: writing those (n, D(D+1)/2) arrays every sweep costs more than the
+#: K whitening products (K=16, D=256 binary descriptors: 10 s against 1 s a sweep).
+WHITEN_ALL_FEATURES = 128
 _BLOCK_BYTES = 8 * 2**20
 _MIN_BLOCK_ROWS = 4096
 _CACHE_BYTES = 512 * 2**20
@@ -91,16 +116,17 @@ def single_threaded_blas():
     return _blas().limit(limits=1, user_api="blas")
 
 
-def _map_blocks(function, design: Design) -> list:
+def _map_blocks(function, design: Design, *, quadratic: bool = True) -> list:
     """``[function(rows, Z) for each block]``, in parallel when there are several blocks
-    (serially for a ``serial`` design)."""
+    (serially for a ``serial`` design). ``Z`` is the design matrix ``[q(x - c), x - c]``,
+    or with ``quadratic=False`` only the centred coordinates ``x - c`` (the guarded path
+    needs no more: full/tied designs then skip building their D(D+1)/2 features)."""
+    get = design.block if quadratic else design.coordinates
     if len(design.slices) == 1 or design.serial:
-        return [function(rows, design.block(b)) for b, rows in enumerate(design.slices)]
+        return [function(rows, get(b)) for b, rows in enumerate(design.slices)]
     with single_threaded_blas():
         return list(
-            _executor().map(
-                lambda b: function(design.slices[b], design.block(b)), range(len(design.slices))
-            )
+            _executor().map(lambda b: function(design.slices[b], get(b)), range(len(design.slices)))
         )
 
 
@@ -170,10 +196,17 @@ class Design:
         width = self.n_quadratic + self.n_features
         rows = min(_BLOCK_BYTES // (8 * width), -(-self.n_samples // (2 * N_THREADS)))
         rows = max(rows, _MIN_BLOCK_ROWS)
+        # the same number of blocks, of even sizes (threads finish together)
+        n_blocks = max(1, -(-self.n_samples // rows))
+        rows = max(1, -(-self.n_samples // n_blocks))
         self.slices = [
             slice(i, min(i + rows, self.n_samples)) for i in range(0, self.n_samples, rows)
         ]
-        cacheable = not serial and 8 * width * self.n_samples <= _CACHE_BYTES
+        cacheable = (
+            not serial
+            and not _whitens_all(covariance_type, self.n_features)
+            and 8 * width * self.n_samples <= _CACHE_BYTES
+        )
         self._cache = [self._build(r) for r in self.slices] if cacheable else None
 
     def _build(self, rows: slice) -> np.ndarray:
@@ -189,6 +222,17 @@ class Design:
         """Design matrix ``[q(x - c), x - c]`` of block ``b`` (rows ``self.slices[b]``)."""
         return self._build(self.slices[b]) if self._cache is None else self._cache[b]
 
+    def coordinates(self, b: int) -> np.ndarray:
+        """Centred coordinates ``x - c`` of block ``b`` (the last columns of its design)."""
+        if self._cache is not None:
+            return self._cache[b][:, self.n_quadratic :]
+        return self._X[self.slices[b]] - self.center
+
+
+def _whitens_all(covariance_type: str, n_features: int) -> bool:
+    """Whether every component takes the guarded path (see ``WHITEN_ALL_FEATURES``)."""
+    return covariance_type in ("full", "tied") and n_features > WHITEN_ALL_FEATURES
+
 
 @dataclass
 class _Linearised:
@@ -199,6 +243,9 @@ class _Linearised:
     guarded: np.ndarray  # component indices evaluated about their own mean
     guard_shift: np.ndarray  # (len(guarded), D): their means, centred coordinates
     guard_coef: np.ndarray  # (F, len(guarded)): -1/2 precision feature coefficients
+    # (len(guarded), D, D) precision Cholesky factors (full, tied), None (diag, spherical)
+    guard_whiten: np.ndarray | None
+    unguarded: np.ndarray  # the other component indices (by the design product)
 
 
 def linearise(design: Design, params: MixtureParams) -> _Linearised:
@@ -227,18 +274,77 @@ def linearise(design: Design, params: MixtureParams) -> _Linearised:
         + log_det_precision_cholesky(params.precisions_cholesky, cov_type, design.n_features)
         - 0.5 * design.n_features * LOG_2PI
     )
-    guarded = np.flatnonzero(mahalanobis_sq > GUARD_MAHALANOBIS_SQ)
+    is_guarded = mahalanobis_sq > GUARD_MAHALANOBIS_SQ
+    if _whitens_all(cov_type, design.n_features):
+        is_guarded[:] = True
+    guarded, unguarded = np.flatnonzero(is_guarded), np.flatnonzero(~is_guarded)
     W = np.vstack([coef, lam_mu.T])
     offset = base - 0.5 * mahalanobis_sq
     W[:, guarded] = 0.0
     offset[guarded] = base[guarded]
-    return _Linearised(W, offset, guarded, mu[guarded], coef[:, guarded])
+    whiten = None
+    if cov_type == "full":
+        whiten = params.precisions_cholesky[guarded]
+    elif cov_type == "tied":
+        whiten = np.broadcast_to(params.precisions_cholesky, (len(guarded), *precisions.shape[1:]))
+    return _Linearised(W, offset, guarded, mu[guarded], coef[:, guarded], whiten, unguarded)
 
 
-def _about(Z: np.ndarray, shift: np.ndarray, design: Design):
-    """``(x - c, q(x - c))`` for one block, about a component-specific ``shift``."""
-    d = Z[:, design.n_quadratic :] - shift
-    return d, quadratic_features(d, design.covariance_type)
+def _log_density_about(
+    design: Design, Z: np.ndarray, shifts: np.ndarray, lin: _Linearised, out: np.ndarray
+) -> None:
+    """``out[:, k] = -1/2 (x - mu_k)' Lambda_k (x - mu_k)`` for the guarded ``k``.
+
+    ``Z``: a block's design matrix ``[q(x - c), x - c]`` or its centred coordinates alone
+    (:func:`_map_blocks`); ``shifts`` (n_guarded, n_features):
+    the guarded means in the same coordinates. Evaluated about each component's own mean,
+    hence exact to rounding (see the module docstring for which path runs when).
+    """
+    if design.covariance_type in ("diag", "spherical"):
+        # spherical: guard_coef is (1, n_guarded), the same coefficient for every feature
+        coef_t = np.ascontiguousarray(
+            np.broadcast_to(lin.guard_coef, (design.n_features, len(lin.guarded)))
+        )
+        shifts_t = np.ascontiguousarray(shifts.T)
+        start = Z.shape[1] - design.n_features
+        diagonal_log_density_about(Z, start, shifts_t, coef_t, lin.guarded, out)
+        return
+    D = Z[:, Z.shape[1] - design.n_features :]
+    for j, k in enumerate(lin.guarded):
+        y = (D - shifts[j]) @ lin.guard_whiten[j]
+        out[:, k] = -0.5 * np.einsum("ij,ij->i", y, y)
+
+
+def _moments_about(
+    design: Design, Z: np.ndarray, resp: np.ndarray, columns: np.ndarray, shifts: np.ndarray
+) -> np.ndarray:
+    """``[resp_k @ q(x - s_k), resp_k @ (x - s_k)]`` (len(columns), F) for ``k = columns[j]``,
+    ``s_k = shifts[j]``: design-layout moments about component-specific shifts, exact.
+
+    ``Z``: a block's design matrix or its centred coordinates alone, ``resp`` (n_rows,
+    n_components).
+    diag/spherical: one numba pass for all components; full/tied: ``(r * d)' d`` per
+    component (BLAS), packed in the quadratic features' ``triu`` order.
+    """
+    cov_type = design.covariance_type
+    n_features, nq = design.n_features, design.n_quadratic
+    out = np.empty((len(columns), nq + n_features))
+    if cov_type in ("diag", "spherical"):
+        first = np.zeros((len(columns), n_features))
+        second = np.zeros((len(columns), n_features))
+        shifts = np.ascontiguousarray(shifts)
+        diagonal_moments_about(Z, Z.shape[1] - n_features, shifts, resp, columns, first, second)
+        out[:, nq:] = first
+        out[:, :nq] = second if cov_type == "diag" else second.sum(axis=1)[:, None]
+        return out
+    D = Z[:, Z.shape[1] - n_features :]
+    rows, cols = np.triu_indices(n_features)
+    for j, k in enumerate(columns):
+        d = D - shifts[j]
+        r = resp[:, k]
+        out[j, nq:] = r @ d
+        out[j, :nq] = ((d * r[:, None]).T @ d)[rows, cols]
+    return out
 
 
 def _finish(design: Design, resp_sum, raw, shifts) -> Moments:
@@ -253,20 +359,19 @@ def _finish(design: Design, resp_sum, raw, shifts) -> Moments:
 
 
 def _e_block(design: Design, lin: _Linearised, Z: np.ndarray, row_weight: np.ndarray):
-    """E-step of one block: ``(resp, log_norm, guarded_features)``.
-
-    ``resp`` holds ``row_weight * p(z = k | x)``; ``guarded_features`` lists the
-    ``(x - mu_k, q(x - mu_k))`` pairs of the guarded components, for their moments.
-    """
-    log_prob = Z @ lin.W
-    guarded_features = []
-    for j, k in enumerate(lin.guarded):
-        d, q = _about(Z, lin.guard_shift[j], design)
-        log_prob[:, k] = q @ lin.guard_coef[:, j]
-        guarded_features.append((d, q))
+    """E-step of one block: ``(resp, log_norm)``, ``resp`` holding ``row_weight *
+    p(z = k | x)``. Unguarded components by the design product, guarded ones by
+    :func:`_log_density_about`."""
+    if lin.guarded.size == 0:
+        log_prob = Z @ lin.W
+    else:
+        log_prob = np.empty((Z.shape[0], len(lin.offset)))
+        if lin.unguarded.size:
+            log_prob[:, lin.unguarded] = Z @ lin.W[:, lin.unguarded]
+        _log_density_about(design, Z, lin.guard_shift, lin, log_prob)
     log_norm = np.empty(Z.shape[0])
     responsibilities_inplace(log_prob, lin.offset, row_weight, log_norm)
-    return log_prob, log_norm, guarded_features
+    return log_prob, log_norm
 
 
 def em_sweep(design: Design, params: MixtureParams, *, moments: bool = True):
@@ -290,15 +395,19 @@ def sweep_partials(design: Design, lin: _Linearised, *, moments: bool = True):
 
     def block(rows, Z):
         weight = design.sample_weight[rows]
-        resp, log_norm, guarded_features = _e_block(design, lin, Z, weight)
+        resp, log_norm = _e_block(design, lin, Z, weight)
         if not moments:
             return weight @ log_norm, None, None
-        raw = resp.T @ Z
-        for (d, q), k in zip(guarded_features, lin.guarded, strict=True):
-            raw[k] = np.concatenate([resp[:, k] @ q, resp[:, k] @ d])
+        if lin.guarded.size == 0:
+            raw = resp.T @ Z
+        else:
+            raw = np.empty((resp.shape[1], design.n_quadratic + design.n_features))
+            if lin.unguarded.size:
+                raw[lin.unguarded] = resp[:, lin.unguarded].T @ Z
+            raw[lin.guarded] = _moments_about(design, Z, resp, lin.guarded, lin.guard_shift)
         return weight @ log_norm, raw, resp.sum(axis=0)
 
-    parts = _map_blocks(block, design)
+    parts = _map_blocks(block, design, quadratic=lin.unguarded.size > 0)
     log_likelihood = float(sum(p[0] for p in parts))
     if not moments:
         return log_likelihood, None, None
@@ -339,17 +448,16 @@ def moments_from_resp(design: Design, resp: np.ndarray) -> Moments:
     """
     weighted = resp * design.sample_weight[:, None]
     resp_sum = weighted.sum(axis=0)
-    first = sum(_map_blocks(lambda rows, Z: weighted[rows].T @ Z[:, design.n_quadratic :], design))
+    first = sum(_map_blocks(lambda rows, D: weighted[rows].T @ D, design, quadratic=False))
     shifts = first / (resp_sum + 10 * np.finfo(float).eps)[:, None]
 
-    def block(rows, Z):
-        raw = np.empty((resp.shape[1], Z.shape[1]))
-        for k, shift in enumerate(shifts):
-            d, q = _about(Z, shift, design)
-            raw[k] = np.concatenate([weighted[rows, k] @ q, weighted[rows, k] @ d])
-        return raw
+    columns = np.arange(resp.shape[1])
 
-    return _finish(design, resp_sum, sum(_map_blocks(block, design)), shifts)
+    def block(rows, D):
+        return _moments_about(design, D, weighted[rows], columns, shifts)
+
+    raw = sum(_map_blocks(block, design, quadratic=False))
+    return _finish(design, resp_sum, raw, shifts)
 
 
 def log_prob_resp(design: Design, params: MixtureParams):
@@ -362,14 +470,20 @@ def log_prob_resp(design: Design, params: MixtureParams):
     def block(rows, Z):
         # far rows (which may overflow) are redone below by _far_log_prob_resp
         with np.errstate(over="ignore", invalid="ignore"):
-            resp[rows], log_norm[rows], _ = _e_block(design, lin, Z, ones[rows])
+            resp[rows], log_norm[rows] = _e_block(design, lin, Z, ones[rows])
 
-    _map_blocks(block, design)
+    _map_blocks(block, design, quadratic=lin.unguarded.size > 0)
     # per feature, the largest precision Cholesky entry: |d| @ scale bounds |d P_k|
     n_components, n_features = params.means.shape
-    chol = full_covariances(params.precisions_cholesky, design.covariance_type, n_components,
-                            n_features)  # fmt: skip
-    scale = np.abs(chol).max(axis=(0, 2))
+    cov_type, prec_chol = design.covariance_type, params.precisions_cholesky
+    chol = None  # dense (K, D, D) factors: built for diag/spherical only if far rows need them
+    if cov_type in ("full", "tied"):
+        chol = full_covariances(prec_chol, cov_type, n_components, n_features)
+        scale = np.abs(chol).max(axis=(0, 2))
+    elif cov_type == "diag":
+        scale = np.abs(prec_chol).max(axis=0)
+    else:
+        scale = np.full(n_features, np.abs(prec_chol).max())
     with np.errstate(over="ignore", invalid="ignore"):
         displacement = np.abs(design.center - params.means.mean(axis=0)) @ scale
     if not np.finfo(np.float64).eps * displacement <= CENTRE_ROUNDING:
@@ -377,6 +491,8 @@ def log_prob_resp(design: Design, params: MixtureParams):
     else:
         far = np.flatnonzero(~(log_norm > FAR_LOG_DENSITY))  # non-finite included
     if far.size:
+        if chol is None:
+            chol = full_covariances(prec_chol, cov_type, n_components, n_features)
         log_norm[far], resp[far] = _far_log_prob_resp(design._X[far], params, design, chol)
     return log_norm, resp
 
