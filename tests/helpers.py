@@ -28,6 +28,23 @@ def dense_covariances(cov, covariance_type: str, n_components: int, n_features: 
     return np.stack([c * np.eye(d) for c in cov])
 
 
+def scipy_log_prob(X, params, covariance_type: str):
+    """``(log p(x) (n,), responsibilities (n, K))`` of a mixture (weights, means,
+    covariances in scikit-learn's layout) from scipy's densities, term by term."""
+    from scipy import stats
+    from scipy.special import logsumexp
+
+    covs = dense_covariances(params.covariances, covariance_type, *params.means.shape)
+    comp = np.column_stack(
+        [
+            np.log(w) + stats.multivariate_normal(m, c).logpdf(X)
+            for w, m, c in zip(params.weights, params.means, covs, strict=True)
+        ]
+    )
+    norm = logsumexp(comp, axis=1)
+    return norm, np.exp(comp - norm[:, None])
+
+
 def low_rank_ratings(
     seed: int = 0,
     *,

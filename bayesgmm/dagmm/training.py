@@ -90,21 +90,12 @@ def compile_train_step(
     return step, shared
 
 
-def make_train_step(
-    arch: Architecture,
-    weights: list[np.ndarray],
-    *,
-    lambda_energy: float,
-    lambda_cov: float,
-    reg_covar: float,
-    learning_rate: float,
-    mode=None,
-):
+def make_train_step(arch: Architecture, weights: list[np.ndarray], *, mode=None, **options):
     """The training step and a function returning copies of the current weights:
     :class:`~bayesgmm.dagmm.backprop.NumpyTrainStep` when ``mode`` is None, else the
-    PyTensor step compiled with ``mode`` (:func:`compile_train_step`)."""
-    options = dict(lambda_energy=lambda_energy, lambda_cov=lambda_cov, reg_covar=reg_covar,
-                   learning_rate=learning_rate)  # fmt: skip
+    PyTensor step compiled with ``mode`` (:func:`compile_train_step`). ``options``: the
+    keyword arguments of :func:`compile_train_step` (``lambda_energy``, ``lambda_cov``,
+    ``reg_covar``, ``learning_rate``)."""
     if mode is None:
         step = NumpyTrainStep(arch, weights, **options)
         return step, step.current_weights

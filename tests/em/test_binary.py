@@ -11,8 +11,6 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy import stats
-from scipy.special import logsumexp
 from sklearn.mixture import GaussianMixture as SklearnGM
 
 from bayesgmm import GaussianMixture
@@ -25,7 +23,7 @@ from bayesgmm.em.sweep import (
     linearise,
     log_prob_resp,
 )
-from tests.helpers import dense_covariances
+from tests.helpers import scipy_log_prob
 
 
 def binary_data(seed, n, n_features, n_prototypes, flip, exact=0.5):
@@ -35,19 +33,6 @@ def binary_data(seed, n, n_features, n_prototypes, flip, exact=0.5):
     labels = rng.integers(0, n_prototypes, n)
     flips = (rng.random((n, n_features)) < flip) & (rng.random(n) > exact)[:, None]
     return (prototypes[labels] ^ flips).astype(float), prototypes.astype(float)
-
-
-def scipy_log_prob(X, params, covariance_type):
-    """(log p(x) (n,), responsibilities (n, K)) from scipy's densities, term by term."""
-    covs = dense_covariances(params.covariances, covariance_type, *params.means.shape)
-    comp = np.column_stack(
-        [
-            np.log(w) + stats.multivariate_normal(m, c).logpdf(X)
-            for w, m, c in zip(params.weights, params.means, covs, strict=True)
-        ]
-    )
-    norm = logsumexp(comp, axis=1)
-    return norm, np.exp(comp - norm[:, None])
 
 
 def mixed_params(X, prototypes, covariance_type):

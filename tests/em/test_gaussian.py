@@ -2,8 +2,6 @@
 
 import numpy as np
 import pytest
-from scipy import stats
-from scipy.special import logsumexp
 
 from bayesgmm.em.driver import m_step
 from bayesgmm.em.gaussian import (
@@ -24,7 +22,7 @@ from bayesgmm.em.sweep import (
     log_prob_resp,
     moments_from_resp,
 )
-from tests.helpers import dense_covariances
+from tests.helpers import dense_covariances, scipy_log_prob
 
 
 def random_params(rng, n_components, n_features, covariance_type, scale=1.0):
@@ -47,18 +45,6 @@ def sample_mixture(rng, params, covariance_type, n):
     covs = dense_covariances(params.covariances, covariance_type, *params.means.shape)
     labels = rng.choice(len(params.weights), size=n, p=params.weights)
     return np.stack([rng.multivariate_normal(params.means[k], covs[k]) for k in labels])
-
-
-def scipy_log_prob(X, params, covariance_type):
-    covs = dense_covariances(params.covariances, covariance_type, *params.means.shape)
-    comp = np.column_stack(
-        [
-            np.log(w) + stats.multivariate_normal(m, c).logpdf(X)
-            for w, m, c in zip(params.weights, params.means, covs, strict=True)
-        ]
-    )
-    norm = logsumexp(comp, axis=1)
-    return norm, np.exp(comp - norm[:, None])
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
