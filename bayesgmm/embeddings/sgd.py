@@ -112,6 +112,12 @@ def pack_records(logits: np.ndarray, means: np.ndarray, variances: np.ndarray,
     the mixtures ``logits`` (n_words, K), ``means`` (n_words, K, D) and ``variances``
     (n_words, K, 1) or (n_words, K, D); zero accumulators and padding."""
     n, k, d, dp, dv = len(logits), layout.n_components, layout.n_dims, layout.d_pad, layout.var_cols
+    shapes = (np.shape(logits), np.shape(means), np.shape(variances))
+    if shapes != ((n, k), (n, k, d), (n, k, dv)):
+        raise ValueError(
+            f"pack_records: logits, means and variances must have shapes (n, {k}), "
+            f"(n, {k}, {d}) and (n, {k}, {dv}) for this layout, got {shapes}"
+        )
     itemsize = layout.dtype.itemsize
     raw = np.zeros(n * layout.row + _CACHE_LINE // itemsize, dtype=layout.dtype)
     skip = (-raw.ctypes.data % _CACHE_LINE) // itemsize
@@ -378,11 +384,30 @@ def _log_energy(ra, k_a, rb, k_b, d, dv):
 def _as_record(mixture):
     """A float64 record with unpadded means of a ``(logits, means, variances)`` tuple."""
     logits, means, variances = (np.asarray(a, dtype=np.float64) for a in mixture)
+    if means.ndim != 2 or logits.shape != means.shape[:1] or variances.shape not in (
+        (means.shape[0], 1), (means.shape[0], means.shape[1])
+    ):
+        raise ValueError(
+            "a mixture is (logits (K,), means (K, D), variances (K, 1) or (K, D)); got "
+            f"shapes {logits.shape}, {means.shape}, {variances.shape}"
+        )
     k, d = means.shape
-    variances = variances.reshape(k, -1)
     layout = RecordLayout(k, d, d, variances.shape[1], k * (d + variances.shape[1] + 4),
                           np.dtype(np.float64))  # fmt: skip
     return pack_records(logits[None], means[None], variances[None], layout)[0], layout
+
+
+def _as_records(*mixtures):
+    """Records of mixtures of one dimension and one covariance type (see
+    :func:`_as_record`); a ValueError names a mismatch."""
+    records = [_as_record(m) for m in mixtures]
+    kinds = {(layout.n_dims, layout.var_cols) for _, layout in records}
+    if len(kinds) > 1:
+        raise ValueError(
+            "the mixtures must share their dimension D and covariance type (variances of "
+            f"shape (K, 1) or (K, D)); got (D, variance columns) {sorted(kinds)}"
+        )
+    return records
 
 
 def log_energy(a, b) -> float:
@@ -392,7 +417,7 @@ def log_energy(a, b) -> float:
     (K, 1) or (K, D) (weights = softmax of the logits); the same quantity as
     :func:`bayesgmm.embeddings.kernel.log_expected_likelihood`.
     """
-    (ra, la), (rb, lb) = _as_record(a), _as_record(b)
+    (ra, la), (rb, lb) = _as_records(a, b)
     return _log_energy(ra, la.n_components, rb, lb.n_components, la.n_dims, la.var_cols)
 
 
@@ -404,7 +429,7 @@ def pair_loss_and_gradient(word, context, negative, margin=1.0):
     gradient of the loss with respect to each argument's arrays (zeros where the hinge is
     inactive). The training loop takes exactly these gradients.
     """
-    records = [_as_record(x) for x in (word, context, negative)]
+    records = _as_records(word, context, negative)
     grads = [np.zeros_like(r) for r, _ in records]
     (rw, lw), (rc, lc), (rn, ln) = records
     loss = _triple_loss(rw, lw.n_components, rc, lc.n_components, rn, ln.n_components,

@@ -178,3 +178,16 @@ def test_records_round_trip_and_start_on_cache_lines(dtype, spherical):
     for got, want in zip(unpack_records(rec, layout), (logits, means, variances), strict=True):
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got, want)
+
+
+def test_records_and_kernel_refuse_mismatched_shapes():
+    layout = record_layout(2, 3, 1)
+    with pytest.raises(ValueError, match="shapes"):
+        pack_records(np.zeros((4, 2)), np.zeros((4, 2, 5)), np.ones((4, 2, 1)), layout)
+    a = (np.zeros(2), np.zeros((2, 3)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match="dimension D"):
+        log_energy(a, (np.zeros(2), np.zeros((2, 4)), np.ones((2, 1))))
+    with pytest.raises(ValueError, match="dimension D"):
+        pair_loss_and_gradient(a, a, (np.zeros(2), np.zeros((2, 3)), np.ones((2, 3))))
+    with pytest.raises(ValueError, match="a mixture is"):
+        log_energy(a, (np.zeros(3), np.zeros((2, 3)), np.ones((2, 1))))
