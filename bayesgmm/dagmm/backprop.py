@@ -163,6 +163,12 @@ def loss_and_gradient(
     grads : list of ndarray or None
         ``dJ/dw`` for every array of ``weights``; None with NaN terms.
     """
+    shapes = [s for _, a, b in arch.layer_shapes() for s in ((a, b), (b,))]
+    if [np.shape(w) for w in weights] != shapes or np.ndim(X) != 2 or X.shape[1] != arch.n_features:
+        raise ValueError(
+            f"loss_and_gradient: X must be (N, {arch.n_features}) and the weights of shapes "
+            f"{shapes}; got X {np.shape(X)} and weights {[np.shape(w) for w in weights]}"
+        )
     act, dact = _activation(arch.activation)
     nets = split_weights(arch, weights)
     n, latent = X.shape[0], arch.latent_dim

@@ -89,3 +89,11 @@ def test_singular_covariance_gives_nan_terms_and_no_step():
     assert np.isnan(step(X)).all()
     for a, b in zip(step.current_weights(), weights, strict=True):
         assert_allclose(a, b, rtol=0, atol=0)
+
+
+def test_bad_shapes_are_refused():
+    arch, X, weights, _ = _case("tanh")
+    with pytest.raises(ValueError, match="X must be"):
+        loss_and_gradient(arch, weights, X[:, :3], **LAMBDAS)
+    with pytest.raises(ValueError, match="weights of shapes"):
+        loss_and_gradient(arch, weights[:-1], X, **LAMBDAS)
